@@ -1,0 +1,229 @@
+import { Data, Effect, Exit, FileSystem, Scope } from "effect"
+import * as Source from "../pipeline/Source.ts"
+
+/** A file of a `files` source could not be listed, read or decoded. */
+export class FileSourceError extends Data.TaggedError("FileSourceError")<{
+  readonly path: string
+  /** 1-based line of the file where the problem was found, when known. */
+  readonly line?: number | undefined
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    const where = this.line === undefined ? this.path : `${this.path}:${this.line}`
+    const detail = this.cause === undefined
+      ? ""
+      : `: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
+    return `${where}: ${this.reason}${detail}`
+  }
+}
+
+export interface FilesOptions {
+  /**
+   * Which files to read, matched against paths relative to the directory:
+   * `*` and `?` stay within a path segment, `**\/` spans directories (the only
+   * way to read subdirectories). Wildcards do not match a leading `.`, so
+   * hidden files (such as a directory sink's in-progress temp files) are
+   * skipped unless named literally. Default `*`.
+   */
+  readonly glob?: string | undefined
+  readonly name?: string | undefined
+}
+
+const CHUNK_SIZE = 64 * 1024
+const NEWLINE = 0x0a
+
+const join = (directory: string, name: string) => (directory.endsWith("/") ? directory + name : `${directory}/${name}`)
+
+const escapeRegExp = (s: string) => s.replace(/[\\^$.*+?()[\]{}|]/g, "\\$&")
+
+/** Converts a glob to an anchored RegExp (`*`, `?`, `**\/`; everything else is literal). */
+const globToRegExp = (glob: string): RegExp => {
+  let source = ""
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!
+    const segmentStart = i === 0 || glob[i - 1] === "/"
+    // wildcards opening a segment must not match the dot of a hidden name
+    const noDot = segmentStart ? "(?!\\.)" : ""
+    if (c === "*" && glob[i + 1] === "*" && segmentStart && glob[i + 2] === "/") {
+      source += "(?:(?!\\.)[^/]+/)*"
+      i += 2
+    } else if (c === "*") {
+      while (glob[i + 1] === "*") i++
+      source += `${noDot}[^/]*`
+    } else if (c === "?") {
+      source += `${noDot}[^/]`
+    } else {
+      source += escapeRegExp(c)
+    }
+  }
+  return new RegExp(`^${source}$`)
+}
+
+// `line` is set even when unknown: Bun gives every Error a `line` of its own
+const cannotRead = (path: string) => (cause: unknown) =>
+  new FileSourceError({ path, line: undefined, reason: "cannot read", cause })
+
+/** The regular files of `directory` matching `glob`, relative to it and sorted. */
+const listFiles = (fs: FileSystem.FileSystem, directory: string, glob: string) =>
+  Effect.gen(function*() {
+    const pattern = globToRegExp(glob)
+    const names = yield* Effect.mapError(
+      fs.readDirectory(directory, { recursive: glob.includes("/") }),
+      cannotRead(directory)
+    )
+    // recursive listings use the platform's separator; globs always use "/"
+    const candidates = names.map((n) => n.replaceAll("\\", "/")).filter((n) => pattern.test(n)).sort()
+    const infos = yield* Effect.forEach(
+      candidates,
+      (name) => Effect.mapError(fs.stat(join(directory, name)), cannotRead(join(directory, name))),
+      { concurrency: 16 }
+    )
+    return candidates.filter((_, i) => infos[i]!.type === "File").map((name) => join(directory, name))
+  })
+
+/** Splits the bytes of one file into lines, decoding UTF-8 strictly. */
+class LineDecoder {
+  /** Lines emitted so far (the line being decoded is `lineCount + 1`). */
+  private lineCount = 0
+  /** Decoded text of the unterminated line carried over from earlier chunks. */
+  private pending = ""
+  /** Whether bytes followed the last newline (a final line without a newline). */
+  private partial = false
+  // the BOM is stripped by hand: the decoder would strip it after every flush
+  private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
+  readonly path: string
+  private readonly out: Array<string>
+
+  constructor(path: string, out: Array<string>) {
+    this.path = path
+    this.out = out
+  }
+
+  feed(bytes: Uint8Array): void {
+    const first = bytes.indexOf(NEWLINE)
+    if (first === -1) {
+      this.pending += this.decode(bytes, true)
+      this.partial = true
+      return
+    }
+    this.emit(this.pending + this.decode(bytes.subarray(0, first), false), true)
+    this.pending = ""
+    const last = bytes.lastIndexOf(NEWLINE)
+    if (last > first) {
+      // whole lines with the decoder flushed: one decode for all of them is much cheaper
+      const lines = this.decodeLines(bytes.subarray(first + 1, last + 1)).split("\n")
+      for (let i = 0; i < lines.length - 1; i++) this.emit(lines[i]!, true)
+    }
+    this.partial = last + 1 < bytes.length
+    if (this.partial) this.pending = this.decode(bytes.subarray(last + 1), true)
+  }
+
+  end(): void {
+    const rest = this.pending + this.decode(new Uint8Array(0), false)
+    if (this.partial) this.emit(rest, false)
+  }
+
+  private emit(line: string, terminated: boolean): void {
+    if (terminated && line.endsWith("\r")) line = line.slice(0, -1)
+    if (this.lineCount === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1)
+    this.lineCount++
+    this.out.push(line)
+  }
+
+  private decode(bytes: Uint8Array, stream: boolean): string {
+    try {
+      return this.decoder.decode(bytes, { stream })
+    } catch {
+      throw this.invalid(this.lineCount + 1)
+    }
+  }
+
+  /** Decodes newline-terminated lines, or fails naming the first malformed one. */
+  private decodeLines(bytes: Uint8Array): string {
+    try {
+      return this.decoder.decode(bytes)
+    } catch {
+      // every line starts on a character boundary, so each can be checked alone
+      const single = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+      let line = this.lineCount + 1
+      for (let at = 0; at < bytes.length; line++) {
+        const end = bytes.indexOf(NEWLINE, at)
+        try {
+          single.decode(bytes.subarray(at, end))
+        } catch {
+          break
+        }
+        at = end + 1
+      }
+      throw this.invalid(line)
+    }
+  }
+
+  private invalid(line: number) {
+    return new FileSourceError({ path: this.path, line, reason: "invalid UTF-8" })
+  }
+}
+
+/**
+ * The lines of the regular files in `directory` (not recursive unless the glob
+ * says so), without their `\n` or `\r\n` terminators. Files are taken in name
+ * order and dealt over the instances (file j to instance j % instances); each is
+ * read in chunks and decoded as strict UTF-8, so malformed bytes fail the job
+ * with a `FileSourceError` naming the file and line.
+ */
+export const files = (directory: string, options?: FilesOptions): Source.Source<string, FileSystem.FileSystem> =>
+  Source.make({
+    name: options?.name ?? "files",
+    open: ({ batchSize, instance, instances }) =>
+      Effect.gen(function*() {
+        const fs = yield* FileSystem.FileSystem
+        const scope = yield* Effect.scope
+        const paths = (yield* listFiles(fs, directory, options?.glob ?? "*"))
+          .filter((_, j) => j % instances === instance)
+        const buffer = new Uint8Array(CHUNK_SIZE)
+        // decoded lines not yet pulled start at `taken`
+        const lines: Array<string> = []
+        let taken = 0
+        let nextFile = 0
+        let current: { file: FileSystem.File; scope: Scope.Closeable; decoder: LineDecoder } | undefined
+
+        // each file gets its own scope so its handle is closed once it is read
+        const openNext = Effect.gen(function*() {
+          const path = paths[nextFile++]!
+          const fileScope = yield* Scope.fork(scope)
+          const file = yield* Effect.mapError(Scope.provide(fs.open(path), fileScope), cannotRead(path))
+          current = { file, scope: fileScope, decoder: new LineDecoder(path, lines) }
+        })
+
+        const readChunk = Effect.gen(function*() {
+          const { decoder, file, scope: fileScope } = current!
+          const n = yield* Effect.mapError(file.read(buffer), cannotRead(decoder.path))
+          yield* Effect.try({
+            try: () => (n === 0 ? decoder.end() : decoder.feed(buffer.subarray(0, n))),
+            catch: (e) => e
+          })
+          if (n === 0) {
+            current = undefined
+            yield* Scope.close(fileScope, Exit.void)
+          }
+        })
+
+        return {
+          pull: Effect.gen(function*() {
+            if (lines.length - taken < batchSize && taken > 0) {
+              lines.splice(0, taken)
+              taken = 0
+            }
+            while (lines.length < batchSize && (current !== undefined || nextFile < paths.length)) {
+              yield* current === undefined ? openNext : readChunk
+            }
+            if (taken === lines.length) return undefined
+            const batch = lines.slice(taken, taken + batchSize)
+            taken += batch.length
+            return batch
+          })
+        }
+      })
+  })

@@ -1,0 +1,47 @@
+import { Effect } from "effect"
+import * as Source from "../pipeline/Source.ts"
+
+export interface GeneratorOptions<A> {
+  /** Makes the record with sequence number `seq` (0, 1, 2, ...). */
+  readonly make: (seq: number) => A
+  /** Records per second over all instances; unlimited when omitted. */
+  readonly itemsPerSecond?: number | undefined
+  /** Stop after this many records; unbounded when omitted. */
+  readonly count?: number | undefined
+  readonly name?: string | undefined
+}
+
+/**
+ * A test source: records made from sequence numbers, interleaved over the
+ * instances (instance i makes i, i + n, i + 2n, ...), optionally at a fixed
+ * rate and bounded.
+ */
+export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
+  Source.make({
+    name: options.name ?? "generator",
+    open: ({ batchSize, instance, instances }) =>
+      Effect.sync(() => {
+        const { make, count = Infinity, itemsPerSecond } = options
+        const rate = itemsPerSecond === undefined ? undefined : itemsPerSecond / instances
+        let seq = instance
+        let emitted = 0
+        const started = Date.now()
+        return {
+          pull: Effect.suspend(() => {
+            if (seq >= count) return Effect.succeed(undefined)
+            let due = batchSize
+            if (rate !== undefined) {
+              due = Math.min(batchSize, Math.floor(((Date.now() - started) / 1000) * rate) - emitted)
+              if (due <= 0) {
+                const waitMs = Math.max(1, Math.ceil(((emitted + 1) / rate) * 1000 - (Date.now() - started)))
+                return Effect.as(Effect.sleep(Math.min(waitMs, 100)), [])
+              }
+            }
+            const batch: Array<A> = []
+            for (; batch.length < due && seq < count; seq += instances) batch.push(make(seq))
+            emitted += batch.length
+            return Effect.succeed(batch)
+          })
+        }
+      })
+  })

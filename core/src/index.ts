@@ -1,0 +1,25 @@
+/**
+ * Tributary: typed stream and batch pipelines on Effect.
+ *
+ * ```ts
+ * const counts = Pipeline.from(Sources.fromIterable(lines)).pipe(
+ *   Stage.flatMap((line: string) => line.split(/\W+/)),
+ *   Stage.groupingKey((word) => word),
+ *   Stage.aggregate(Aggregate.counting()),
+ *   Stage.writeTo(Sinks.logger()))
+ * yield* Tributary.run(counts)
+ * ```
+ */
+export * as Aggregate from "./aggregate/Aggregate.ts"
+export * as Pipeline from "./pipeline/Pipeline.ts"
+export * as Stage from "./pipeline/Stage.ts"
+export * as Source from "./pipeline/Source.ts"
+export * as Sink from "./pipeline/Sink.ts"
+export * as Sources from "./connectors/Sources.ts"
+export * as Sinks from "./connectors/Sinks.ts"
+export * as Tributary from "./job/Job.ts"
+export * as Platform from "./platform/Platform.ts"
+export * from "./errors.ts"
+export type { Operator } from "./operator/Operator.ts"
+export type { InstanceMetrics, JobMetrics } from "./runtime/Metrics.ts"
+export { stableHash, partitionOf } from "./plan/partition.ts"

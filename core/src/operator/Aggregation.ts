@@ -1,0 +1,170 @@
+import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import { StageError } from "../errors.ts"
+import { eachRecord, guarded } from "./failure.ts"
+import { KeyedMap } from "./KeyedMap.ts"
+import type { Operator } from "./Operator.ts"
+
+/** What the first stage of an aggregation sends over the partitioned edge. */
+export type Partial = readonly [key: unknown, acc: unknown]
+
+/**
+ * First stage of a two-stage aggregation: accumulates locally and, when the
+ * input is done, emits one `[key, accumulator]` per key it saw (one
+ * accumulator, even for empty input, when there is no key, so the global
+ * result of an empty input is the op's empty value).
+ */
+export class Accumulate implements Operator<unknown, Partial | unknown> {
+  private readonly accs = new KeyedMap<unknown>()
+  private acc: unknown
+
+  private readonly stage: string
+  private readonly op: AggregateOp<any, any, any>
+  private readonly key: ((a: any) => unknown) | undefined
+
+  constructor(stage: string, op: AggregateOp<any, any, any>, key: ((a: any) => unknown) | undefined) {
+    this.stage = stage
+    this.op = op
+    this.key = key
+    this.acc = key === undefined ? op.create() : undefined
+  }
+
+  process(_ordinal: number, batch: ReadonlyArray<unknown>): void {
+    const { op, key, accs } = this
+    if (key === undefined) {
+      // The hot loop of a global aggregation: no closure per batch.
+      const accumulate = op.accumulate
+      let acc = this.acc
+      let i = 0
+      try {
+        for (; i < batch.length; i++) acc = accumulate(acc, batch[i])
+      } catch (cause) {
+        throw new StageError({ stage: this.stage, record: batch[i], cause })
+      }
+      this.acc = acc
+      return
+    }
+    eachRecord(this.stage, batch, (r) => {
+      const k = key(r)
+      const acc = accs.get(k)
+      const next = op.accumulate(acc === undefined && !accs.has(k) ? op.create() : acc, r)
+      if (next !== acc) accs.set(k, next)
+    })
+  }
+
+  complete(out: Array<unknown>): void {
+    if (this.key === undefined) out.push(this.acc)
+    else for (const entry of this.accs.entries()) out.push(entry)
+    this.accs.clear()
+  }
+}
+
+/**
+ * Second stage: combines the partial accumulators of every upstream instance
+ * per key, and exports the results when all inputs are done.
+ */
+export class Combine implements Operator<unknown, unknown> {
+  private readonly accs = new KeyedMap<unknown>()
+  private acc: unknown
+
+  private readonly stage: string
+  private readonly op: AggregateOp<any, any, any>
+  private readonly keyed: boolean
+
+  constructor(stage: string, op: AggregateOp<any, any, any>, keyed: boolean) {
+    this.stage = stage
+    this.op = op
+    this.keyed = keyed
+    this.acc = op.create()
+  }
+
+  process(_ordinal: number, batch: ReadonlyArray<unknown>): void {
+    const { op, accs } = this
+    if (!this.keyed) {
+      eachRecord(this.stage, batch, (partial) => {
+        this.acc = op.combine(this.acc, partial)
+      })
+      return
+    }
+    eachRecord(this.stage, batch, (partial) => {
+      const [k, right] = partial as Partial
+      accs.set(k, accs.has(k) ? op.combine(accs.get(k), right) : right)
+    })
+  }
+
+  complete(out: Array<unknown>): void {
+    const { op } = this
+    if (!this.keyed) {
+      out.push(guarded(this.stage, this.acc, () => op.export(this.acc)))
+      return
+    }
+    for (const [key, acc] of this.accs.entries()) {
+      out.push({ key, value: guarded(this.stage, acc, () => op.export(acc)) })
+    }
+    this.accs.clear()
+  }
+}
+
+/** Emits the running aggregate of the record's key after every record (single stage, after the partitioned edge). */
+export class RollingAggregate implements Operator<unknown, unknown> {
+  private readonly accs = new KeyedMap<unknown>()
+
+  private readonly stage: string
+  private readonly op: AggregateOp<any, any, any>
+  private readonly key: ((a: any) => unknown) | undefined
+
+  constructor(stage: string, op: AggregateOp<any, any, any>, key: ((a: any) => unknown) | undefined) {
+    this.stage = stage
+    this.op = op
+    this.key = key
+  }
+
+  process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
+    const { op, key, accs } = this
+    eachRecord(this.stage, batch, (r) => {
+      const k = key === undefined ? undefined : key(r)
+      const acc = op.accumulate(accs.has(k) ? accs.get(k) : op.create(), r)
+      accs.set(k, acc)
+      const value = op.export(acc)
+      out.push(key === undefined ? value : { key: k, value })
+    })
+  }
+}
+
+/**
+ * Second stage of `cogroup`: input `ordinal` carries partial accumulators of
+ * op number `ordinal`; results hold every input's export per key.
+ */
+export class CoGroupCombine implements Operator<Partial, unknown> {
+  private readonly accs = new KeyedMap<Array<unknown>>()
+
+  private readonly stage: string
+  private readonly ops: ReadonlyArray<AggregateOp<any, any, any>>
+  private readonly labels: ReadonlyArray<string> | undefined
+
+  constructor(stage: string, ops: ReadonlyArray<AggregateOp<any, any, any>>, labels: ReadonlyArray<string> | undefined) {
+    this.stage = stage
+    this.ops = ops
+    this.labels = labels
+  }
+
+  process(ordinal: number, batch: ReadonlyArray<Partial>): void {
+    const op = this.ops[ordinal]!
+    eachRecord(this.stage, batch, ([k, right]) => {
+      let accs = this.accs.get(k)
+      if (accs === undefined) {
+        accs = this.ops.map((o) => o.create())
+        this.accs.set(k, accs)
+      }
+      accs[ordinal] = op.combine(accs[ordinal], right)
+    })
+  }
+
+  complete(out: Array<unknown>): void {
+    for (const [key, accs] of this.accs.entries()) {
+      const values = guarded(this.stage, accs, () => accs.map((acc, i) => this.ops[i]!.export(acc)))
+      const labels = this.labels
+      out.push({ key, value: labels ? Object.fromEntries(labels.map((l, i) => [l, values[i]])) : values })
+    }
+    this.accs.clear()
+  }
+}

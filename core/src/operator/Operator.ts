@@ -1,0 +1,37 @@
+import type { Effect } from "effect"
+
+/**
+ * The contract between the engine and an operator: the only thing the runtime
+ * knows about one. Calls are synchronous and work on whole batches, so no
+ * Effect, Promise or allocation is spent per record. `out` is a plain array the
+ * operator appends to; the engine routes it downstream after the call.
+ *
+ * An operator never mutates the batches it receives: the same array may be
+ * delivered to several consumers.
+ */
+export interface Operator<in I, out O> {
+  /** Records from input `ordinal` (0 for a single-input operator). */
+  process(ordinal: number, batch: ReadonlyArray<I>, out: Array<O>): void
+  /** Input `ordinal` delivered its last record (all its upstream instances are done). */
+  completeInput?(ordinal: number, out: Array<O>): void
+  /** Every input is done: flush what the operator still holds. */
+  complete?(out: Array<O>): void
+}
+
+/**
+ * An operator that must wait (a user Effect per record, e.g. `mapEffect`). It
+ * runs as its own step of the tasklet with a bound on in-flight work.
+ */
+export interface AsyncOperator<in I, out O> {
+  // Requirements of user effects are provided by the job, whose type carries them.
+  readonly processAsync: (batch: ReadonlyArray<I>) => Effect.Effect<ReadonlyArray<O>, unknown, any>
+}
+
+/** One step of a vertex's chain. */
+export type Step = { readonly _tag: "Sync"; readonly op: Operator<any, any> } | {
+  readonly _tag: "Async"
+  readonly op: AsyncOperator<any, any>
+}
+
+export const sync = (op: Operator<any, any>): Step => ({ _tag: "Sync", op })
+export const async = (op: AsyncOperator<any, any>): Step => ({ _tag: "Async", op })

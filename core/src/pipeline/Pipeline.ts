@@ -1,0 +1,20 @@
+/**
+ * A pipeline is a value: sources, stages and sinks wired together. Build one
+ * with `Pipeline.from(source)` and `Stage` combinators ending in
+ * `Stage.writeTo(sink)`; join several with `Pipeline.make`.
+ */
+import type { Source } from "./Source.ts"
+import { makePipeline, makeStage, type Pipeline, type Stage, type Unkeyed } from "./StageValue.ts"
+
+export type { Pipeline } from "./StageValue.ts"
+export { isPipeline } from "./StageValue.ts"
+
+/** The first stage of a pipeline: the records of `source`. */
+export const from = <A, R>(source: Source<A, R>): Stage<A, Unkeyed, R> => makeStage({ kind: "source", source })
+
+/** One pipeline with all the sinks of `pipelines` (a job with several outputs). */
+export const make = <const P extends ReadonlyArray<Pipeline<any>>>(
+  ...pipelines: P
+): Pipeline<Requirements<P[number]>> => makePipeline(pipelines.flatMap((p) => p.sinks))
+
+type Requirements<P> = P extends Pipeline<infer R> ? R : never

@@ -1,0 +1,37 @@
+import type { Effect, Scope } from "effect"
+
+/** Where one sink instance sits in the job. */
+export interface SinkContext {
+  readonly instance: number
+  readonly instances: number
+}
+
+/** A running sink instance. `write` is called once per batch, never concurrently. */
+export interface SinkWriter<in A> {
+  readonly write: (batch: ReadonlyArray<A>) => Effect.Effect<void, unknown>
+  /** Called once after the last batch of a bounded job (not on failure or cancel). */
+  readonly complete?: Effect.Effect<void, unknown> | undefined
+}
+
+export const SinkTypeId: unique symbol = Symbol.for("tributary/Sink")
+
+/**
+ * A sink of records as a value. `open` runs once per instance inside the job's
+ * scope. Failures are wrapped by the engine into a `SinkError` naming the sink.
+ */
+export interface Sink<in A, out R = never> {
+  readonly [SinkTypeId]: { readonly _R: (_: never) => R }
+  readonly name: string
+  readonly maxParallelism?: number | undefined
+  /** Runs in the tasklet's scope; its requirements are the `R` above (plus `Scope`). */
+  readonly open: (ctx: SinkContext) => Effect.Effect<SinkWriter<A>, unknown, unknown>
+}
+
+/** Builds a sink from its parts. */
+export const make = <A, R = never>(def: {
+  readonly name: string
+  readonly maxParallelism?: number | undefined
+  readonly open: (ctx: SinkContext) => Effect.Effect<SinkWriter<A>, unknown, R>
+}): Sink<A, Exclude<R, Scope.Scope>> => ({ [SinkTypeId]: variance, ...def })
+
+const variance = { _R: (_: never) => _ }

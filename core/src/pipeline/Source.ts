@@ -1,0 +1,43 @@
+import type { Effect, Scope } from "effect"
+
+/** Where one source instance sits in the job. */
+export interface SourceContext {
+  readonly instance: number
+  readonly instances: number
+  /** Preferred number of records per batch. */
+  readonly batchSize: number
+}
+
+/** A running source instance, pulled by its tasklet one batch at a time. */
+export interface SourceReader<out A> {
+  /**
+   * The next batch. An empty array means "nothing right now" (an unbounded source
+   * should wait a little before answering that); `undefined` means exhausted.
+   */
+  readonly pull: Effect.Effect<ReadonlyArray<A> | undefined, unknown>
+}
+
+export const SourceTypeId: unique symbol = Symbol.for("tributary/Source")
+
+/**
+ * A source of records as a value. `open` runs once per instance inside the job's
+ * scope, so connections and file handles are released when the job ends.
+ * Failures are wrapped by the engine into a `SourceError` naming the source.
+ */
+export interface Source<out A, out R = never> {
+  readonly [SourceTypeId]: { readonly _R: (_: never) => R }
+  readonly name: string
+  /** At most this many instances (1 for a source that cannot be split). */
+  readonly maxParallelism?: number | undefined
+  /** Runs in the tasklet's scope; its requirements are the `R` above (plus `Scope`). */
+  readonly open: (ctx: SourceContext) => Effect.Effect<SourceReader<A>, unknown, unknown>
+}
+
+/** Builds a source from its parts. */
+export const make = <A, R = never>(def: {
+  readonly name: string
+  readonly maxParallelism?: number | undefined
+  readonly open: (ctx: SourceContext) => Effect.Effect<SourceReader<A>, unknown, R>
+}): Source<A, Exclude<R, Scope.Scope>> => ({ [SourceTypeId]: variance, ...def })
+
+const variance = { _R: (_: never) => _ }

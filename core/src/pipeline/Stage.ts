@@ -1,0 +1,285 @@
+/**
+ * Stage combinators. Each takes a `Stage<A, K, R>` and returns the next stage,
+ * data-last for `pipe` and data-first for direct calls. A composition whose
+ * types do not fit (a record type, a missing key, a sink of another type) is a
+ * compile error.
+ */
+import type { Effect, Scope } from "effect"
+import { dual } from "effect/Function"
+import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import type { Node } from "./Node.ts"
+import type { Sink } from "./Sink.ts"
+import { isStage, makePipeline, makeStage, type Pipeline, type Stage, type Unkeyed } from "./StageValue.ts"
+
+export type { Stage, Unkeyed } from "./StageValue.ts"
+export { isStage } from "./StageValue.ts"
+
+/** A result of a keyed aggregation. */
+export interface KeyedResult<out K, out V> {
+  readonly key: K
+  readonly value: V
+}
+
+/** What an aggregation emits: the bare value without a key, a `KeyedResult` with one. */
+export type Aggregated<K, V> = [K] extends [Unkeyed] ? V : KeyedResult<K, V>
+
+const next = <B, K = Unkeyed, R = never>(node: Node, key?: (a: any) => unknown): Stage<B, K, R> =>
+  makeStage(node, key)
+
+/** Applies `f` to every record. */
+export const map: {
+  <A, B>(f: (a: A) => B): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R>
+  <A, R, B>(self: Stage<A, Unkeyed, R>, f: (a: A) => B): Stage<B, Unkeyed, R>
+} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => any) => next({ kind: "map", input: self.node, fn }))
+
+/** Keeps the records `predicate` accepts. */
+export const filter: {
+  <A, B extends A>(refinement: (a: A) => a is B): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R>
+  <A>(predicate: (a: A) => boolean): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
+  <A, R, B extends A>(self: Stage<A, Unkeyed, R>, refinement: (a: A) => a is B): Stage<B, Unkeyed, R>
+  <A, R>(self: Stage<A, Unkeyed, R>, predicate: (a: A) => boolean): Stage<A, Unkeyed, R>
+} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => boolean) => next({ kind: "filter", input: self.node, fn }))
+
+/** Replaces every record by the records `f` returns (zero or more). */
+export const flatMap: {
+  <A, B>(f: (a: A) => Iterable<B>): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R>
+  <A, R, B>(self: Stage<A, Unkeyed, R>, f: (a: A) => Iterable<B>): Stage<B, Unkeyed, R>
+} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => any) => next({ kind: "flatMap", input: self.node, fn }))
+
+/** Calls `f` on every record passing by (for logging and debugging), unchanged. */
+export const peek: {
+  <A>(f: (a: A) => void): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
+  <A, R>(self: Stage<A, Unkeyed, R>, f: (a: A) => void): Stage<A, Unkeyed, R>
+} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => void) => next({ kind: "peek", input: self.node, fn }))
+
+export interface MapEffectOptions {
+  /** In-flight effects per instance (default 4). */
+  readonly concurrency?: number | undefined
+  /** Keep input order (default true); unordered emits in completion order. */
+  readonly ordered?: boolean | undefined
+}
+
+/** Runs an effect per record (an async lookup, a call to a service) with a bound on in-flight work. */
+export const mapEffect: {
+  <A, B, E, R2>(
+    f: (a: A) => Effect.Effect<B, E, R2>,
+    options?: MapEffectOptions
+  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R | R2>
+  <A, R, B, E, R2>(
+    self: Stage<A, Unkeyed, R>,
+    f: (a: A) => Effect.Effect<B, E, R2>,
+    options?: MapEffectOptions
+  ): Stage<B, Unkeyed, R | R2>
+} = dual(
+  (args) => isStage(args[0]),
+  (self: Stage<any, any, any>, fn: (a: any) => Effect.Effect<any, any, any>, options?: MapEffectOptions) =>
+    next({
+      kind: "mapEffect",
+      input: self.node,
+      fn,
+      concurrency: options?.concurrency ?? 4,
+      ordered: options?.ordered ?? true
+    })
+)
+
+/**
+ * Maps with a service created once per instance by the scoped effect `acquire`
+ * (a client, a model, a cache) and released when the job ends.
+ */
+export const mapUsingService: {
+  <S, E, R2, A, B>(
+    acquire: Effect.Effect<S, E, R2>,
+    f: (service: S, a: A) => B
+  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R | Exclude<R2, Scope.Scope>>
+  <A, R, S, E, R2, B>(
+    self: Stage<A, Unkeyed, R>,
+    acquire: Effect.Effect<S, E, R2>,
+    f: (service: S, a: A) => B
+  ): Stage<B, Unkeyed, R | Exclude<R2, Scope.Scope>>
+} = dual(
+  3,
+  (self: Stage<any, any, any>, acquire: Effect.Effect<any, any, any>, fn: (s: any, a: any) => any) =>
+    next({ kind: "mapUsingService", input: self.node, acquire, fn })
+)
+
+/** Sets the grouping key for the next keyed stage (aggregate, rollingAggregate, mapStateful, distinct). */
+export const groupingKey: {
+  <A, K>(key: (a: A) => K): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, K, R>
+  <A, R, K>(self: Stage<A, Unkeyed, R>, key: (a: A) => K): Stage<A, K, R>
+} = dual(2, (self: Stage<any, any, any>, key: (a: any) => unknown) => next(self.node, key))
+
+/**
+ * Aggregates all records (bounded input): one result, or one `KeyedResult` per
+ * key after `groupingKey`. Runs in two stages: accumulate locally, combine per key.
+ */
+export const aggregate: {
+  <A, Acc, O>(op: AggregateOp<A, Acc, O>): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
+  <A, K, R, Acc, O>(self: Stage<A, K, R>, op: AggregateOp<A, Acc, O>): Stage<Aggregated<K, O>, Unkeyed, R>
+} = dual(
+  2,
+  (self: Stage<any, any, any>, op: AggregateOp<any, any, any>) =>
+    next({ kind: "aggregate", input: self.node, key: self.key, op })
+)
+
+/** Emits the running aggregate (per key after `groupingKey`) after every record. */
+export const rollingAggregate: {
+  <A, Acc, O>(op: AggregateOp<A, Acc, O>): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
+  <A, K, R, Acc, O>(self: Stage<A, K, R>, op: AggregateOp<A, Acc, O>): Stage<Aggregated<K, O>, Unkeyed, R>
+} = dual(
+  2,
+  (self: Stage<any, any, any>, op: AggregateOp<any, any, any>) =>
+    next({ kind: "rollingAggregate", input: self.node, key: self.key, op })
+)
+
+/**
+ * Maps with state kept per key (one state for an unkeyed stage). `create` makes
+ * the state of a new key; `f` may mutate it and returns the output record, or
+ * `undefined` for none. State must be plain data so it can be snapshotted.
+ */
+export const mapStateful: {
+  <S, A, K, B>(
+    create: () => S,
+    f: (state: S, item: A, key: K) => B | undefined
+  ): <R>(self: Stage<A, K, R>) => Stage<B, Unkeyed, R>
+  <A, K, R, S, B>(
+    self: Stage<A, K, R>,
+    create: () => S,
+    f: (state: S, item: A, key: K) => B | undefined
+  ): Stage<B, Unkeyed, R>
+} = dual(
+  3,
+  (self: Stage<any, any, any>, create: () => unknown, fn: (s: any, a: any, k: any) => unknown) =>
+    next({ kind: "mapStateful", input: self.node, key: self.key, create, fn })
+)
+
+/** Emits each distinct record once (or the first record of each key after `groupingKey`). */
+export const distinct = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
+  next({ kind: "distinct", input: self.node, key: self.key ?? ((a: unknown) => a) })
+
+/** How records of the main input meet records of a side input. */
+export interface JoinOn<A, B, J> {
+  readonly left: (a: A) => J
+  readonly right: (b: B) => J
+}
+
+/**
+ * Joins every record with the records of the bounded `side` stage that have the
+ * same join key (left outer: `f(a, undefined)` when none matches). The side
+ * input is loaded into memory on every instance before the main input flows.
+ */
+export const hashJoin: {
+  <A, B, J, C, R2>(
+    side: Stage<B, Unkeyed, R2>,
+    on: JoinOn<A, B, J>,
+    f: (a: A, b: B | undefined) => C
+  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<C, Unkeyed, R | R2>
+  <A, R, B, J, C, R2>(
+    self: Stage<A, Unkeyed, R>,
+    side: Stage<B, Unkeyed, R2>,
+    on: JoinOn<A, B, J>,
+    f: (a: A, b: B | undefined) => C
+  ): Stage<C, Unkeyed, R | R2>
+} = dual(4, (self: Stage<any, any, any>, side: Stage<any, any, any>, on: JoinOn<any, any, any>, fn: any) =>
+  next({ kind: "hashJoin", input: self.node, side: side.node, leftKey: on.left, rightKey: on.right, fn, inner: false }))
+
+/** Like `hashJoin`, but a record without a matching side record is dropped. */
+export const innerHashJoin: {
+  <A, B, J, C, R2>(
+    side: Stage<B, Unkeyed, R2>,
+    on: JoinOn<A, B, J>,
+    f: (a: A, b: B) => C
+  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<C, Unkeyed, R | R2>
+  <A, R, B, J, C, R2>(
+    self: Stage<A, Unkeyed, R>,
+    side: Stage<B, Unkeyed, R2>,
+    on: JoinOn<A, B, J>,
+    f: (a: A, b: B) => C
+  ): Stage<C, Unkeyed, R | R2>
+} = dual(4, (self: Stage<any, any, any>, side: Stage<any, any, any>, on: JoinOn<any, any, any>, fn: any) =>
+  next({ kind: "hashJoin", input: self.node, side: side.node, leftKey: on.left, rightKey: on.right, fn, inner: true }))
+
+/** One input of `cogroup`: a keyed stage and the aggregate op to run on it. */
+export interface CoGroupInput<out K, out O, out R> {
+  readonly stage: Stage<unknown, K, R>
+  readonly op: AggregateOp<any, any, O>
+}
+
+/** Pairs a keyed stage with the aggregate op that `cogroup` runs on it. */
+export const input = <A, K, R, Acc, O>(stage: Stage<A, K, R>, op: AggregateOp<A, Acc, O>): CoGroupInput<K, O, R> => ({
+  stage,
+  op
+})
+
+type CoKey<T> = T[keyof T] extends CoGroupInput<infer K, any, any> ? K : never
+type CoReq<T> = T[keyof T] extends CoGroupInput<any, any, infer R> ? R : never
+
+/**
+ * Co-groups several keyed inputs by key and aggregates each with its own op:
+ * one `KeyedResult` per key whose value holds every input's result under its
+ * name, e.g. `cogroup({ bids: input(bids, counting()), asks: input(asks, counting()) })`.
+ */
+export const cogroup = <const T extends Record<string, CoGroupInput<any, any, any>>>(
+  inputs: T
+): Stage<
+  KeyedResult<CoKey<T>, { readonly [N in keyof T]: T[N] extends CoGroupInput<any, infer O, any> ? O : never }>,
+  Unkeyed,
+  CoReq<T>
+> => {
+  const labels = Object.keys(inputs)
+  return next({ kind: "cogroup", labels, inputs: labels.map((l) => coInput(inputs[l]!)) })
+}
+
+const coInput = (i: CoGroupInput<any, any, any>) => {
+  if (i.stage.key === undefined) throw new TypeError("cogroup: every input needs Stage.groupingKey")
+  return { node: i.stage.node, key: i.stage.key as (a: any) => any, op: i.op }
+}
+
+/** Aggregates this keyed stage and `other` (same key type) together: value `[thisResult, otherResult]`. */
+export const aggregate2: {
+  <A, Acc, O, B, K, R2, Acc2, O2>(
+    op: AggregateOp<A, Acc, O>,
+    other: Stage<B, K, R2>,
+    otherOp: AggregateOp<B, Acc2, O2>
+  ): <R>(self: Stage<A, K, R>) => Stage<KeyedResult<K, readonly [O, O2]>, Unkeyed, R | R2>
+  <A, K, R, Acc, O, B, R2, Acc2, O2>(
+    self: Stage<A, K, R>,
+    op: AggregateOp<A, Acc, O>,
+    other: Stage<B, K, R2>,
+    otherOp: AggregateOp<B, Acc2, O2>
+  ): Stage<KeyedResult<K, readonly [O, O2]>, Unkeyed, R | R2>
+} = dual(4, (self: Stage<any, any, any>, op: AggregateOp<any, any, any>, other: Stage<any, any, any>, otherOp: any) =>
+  next({ kind: "cogroup", labels: undefined, inputs: [coInput({ stage: self, op }), coInput({ stage: other, op: otherOp })] }))
+
+/** The records of both stages, interleaved. */
+export const merge: {
+  <B, R2>(other: Stage<B, Unkeyed, R2>): <A, R>(self: Stage<A, Unkeyed, R>) => Stage<A | B, Unkeyed, R | R2>
+  <A, R, B, R2>(self: Stage<A, Unkeyed, R>, other: Stage<B, Unkeyed, R2>): Stage<A | B, Unkeyed, R | R2>
+} = dual(2, (self: Stage<any, any, any>, other: Stage<any, any, any>) =>
+  next({ kind: "merge", inputs: [self.node, other.node] }))
+
+/**
+ * Redistributes records over all instances of the next stage: by key after
+ * `groupingKey`, round-robin otherwise (to spread a source that cannot be split).
+ */
+export const rebalance = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
+  next({ kind: "rebalance", input: self.node, key: self.key })
+
+/** Sorts a bounded input (the whole input, on one instance at the end). */
+export const sort: {
+  <A>(compare: (a: A, b: A) => number): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
+  <A, R>(self: Stage<A, Unkeyed, R>, compare: (a: A, b: A) => number): Stage<A, Unkeyed, R>
+} = dual(2, (self: Stage<any, any, any>, compare: (a: any, b: any) => number) =>
+  next({ kind: "sort", input: self.node, compare }))
+
+/** Names the stage: used in errors, metrics and (later) to match state on upgrade. */
+export const withName: {
+  (name: string): <S extends Stage<any, any, any>>(self: S) => S
+  <S extends Stage<any, any, any>>(self: S, name: string): S
+} = dual(2, (self: Stage<any, any, any>, name: string) => next({ ...self.node, name }, self.key))
+
+/** Ends the stage in `sink`, making a pipeline. */
+export const writeTo: {
+  <A, R2>(sink: Sink<A, R2>): <R>(self: Stage<A, Unkeyed, R>) => Pipeline<R | R2>
+  <A, R, R2>(self: Stage<A, Unkeyed, R>, sink: Sink<A, R2>): Pipeline<R | R2>
+} = dual(2, (self: Stage<any, any, any>, sink: Sink<any, any>) =>
+  makePipeline([{ kind: "sink", input: self.node, sink }]))

@@ -1,0 +1,235 @@
+/**
+ * Turns a pipeline's logical graph into a DAG of vertices and edges:
+ * - adjacent local stages fuse into one vertex (one tasklet, one loop per batch)
+ *   unless a stage's output feeds several consumers;
+ * - keyed stages sit behind a partitioned edge; aggregations run in two stages
+ *   (accumulate in the producing vertex, combine per key after the edge);
+ * - a side input of a join is broadcast and consumed first (edge priority).
+ */
+import { Effect } from "effect"
+import { PlanError } from "../errors.ts"
+import { Accumulate, CoGroupCombine, Combine, RollingAggregate } from "../operator/Aggregation.ts"
+import { HashJoin, MAIN, SIDE } from "../operator/HashJoin.ts"
+import { mapEffect } from "../operator/MapEffect.ts"
+import { async, type Operator, sync } from "../operator/Operator.ts"
+import { Sort } from "../operator/Sort.ts"
+import { Distinct, MapStateful } from "../operator/Stateful.ts"
+import { makeTransform, type PlannedTransform } from "../operator/Transform.ts"
+import { inputsOf, type Node } from "../pipeline/Node.ts"
+import type { Pipeline } from "../pipeline/Pipeline.ts"
+import type { Dag, Edge, Routing, StepFactory, Vertex } from "./Dag.ts"
+
+export interface PlanOptions {
+  /** Instances of each parallel vertex. */
+  readonly parallelism: number
+  readonly partitionCount: number
+}
+
+interface Builder extends Vertex {
+  pending: Array<PlannedTransform>
+}
+
+const byEntryKey = (entry: readonly [unknown, unknown]) => entry[0]
+
+export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
+  const { parallelism } = options
+  if (pipeline.sinks.length === 0) throw new PlanError({ reason: "the pipeline has no sink" })
+  if (!Number.isInteger(parallelism) || parallelism < 1) {
+    throw new PlanError({ reason: `parallelism must be a positive integer, got ${parallelism}` })
+  }
+
+  // Consumers per node, and a unique name per node in topological order.
+  const consumers = new Map<Node, number>()
+  const names = new Map<Node, string>()
+  const used = new Map<string, number>()
+  const visit = (node: Node) => {
+    if (names.has(node)) return
+    for (const input of inputsOf(node)) {
+      consumers.set(input, (consumers.get(input) ?? 0) + 1)
+      visit(input)
+    }
+    const base = node.name ?? (node.kind === "source" ? node.source.name : node.kind === "sink" ? node.sink.name : node.kind)
+    const n = (used.get(base) ?? 0) + 1
+    used.set(base, n)
+    if (node.name !== undefined && n > 1) throw new PlanError({ reason: `two stages are named "${base}"` })
+    names.set(node, n === 1 ? base : `${base}-${n}`)
+  }
+  pipeline.sinks.forEach(visit)
+  const nameOf = (node: Node) => names.get(node)!
+
+  const vertices: Array<Builder> = []
+  const edges: Array<Edge> = []
+  const vertexOf = new Map<Node, Builder>()
+
+  const newVertex = (node: Node, vertexParallelism: number): Builder => {
+    const v: Builder = {
+      id: vertices.length,
+      name: "",
+      parallelism: vertexParallelism,
+      source: node.kind === "source" ? node.source : undefined,
+      steps: [],
+      sink: undefined,
+      pending: []
+    }
+    vertices.push(v)
+    return v
+  }
+  const connect = (from: Vertex, to: Vertex, routing: Routing, ordinal = 0, priority = 0) =>
+    edges.push({ from: from.id, to: to.id, ordinal, priority, routing })
+  const flush = (v: Builder) => {
+    if (v.pending.length === 0) return
+    const stages = v.pending
+    v.pending = []
+    v.steps.push({ name: stages.map((s) => s.name).join("→"), make: () => makeTransform(stages) })
+  }
+  const addStep = (v: Builder, name: string, make: StepFactory) => {
+    flush(v)
+    v.steps.push({ name, make })
+  }
+  const addOp = (v: Builder, name: string, op: () => Operator<any, any>) =>
+    addStep(v, name, () => Effect.sync(() => sync(op())))
+
+  /** The vertex a stage reading `input` runs in: `input`'s own, unless its output also feeds others. */
+  const fuseTarget = (input: Node): Builder => {
+    const v = lower(input)
+    if (consumers.get(input) === 1 && v.sink === undefined) return v
+    const w = newVertex(input, v.parallelism)
+    connect(v, w, { _tag: "OneToOne" })
+    return w
+  }
+  /** A fresh vertex behind a keyed (partitioned) or, without key, all-to-one edge. */
+  const behindKey = (from: Vertex, node: Node, key: ((a: any) => unknown) | undefined) => {
+    const w = newVertex(node, key === undefined ? 1 : parallelism)
+    connect(from, w, key === undefined ? { _tag: "AllToOne" } : { _tag: "Partitioned", stage: nameOf(node), key })
+    return w
+  }
+  /** Runs `op` as the first stage of a two-stage operation, in the vertex reading `input`. */
+  const firstStage = (input: Node, name: string, op: () => Operator<any, any>) => {
+    const v = fuseTarget(input)
+    addOp(v, name, op)
+    return v
+  }
+
+  const lower = (node: Node): Builder => {
+    const done = vertexOf.get(node)
+    if (done) return done
+    const v = lowerNew(node)
+    vertexOf.set(node, v)
+    return v
+  }
+
+  const lowerNew = (node: Node): Builder => {
+    const name = nameOf(node)
+    switch (node.kind) {
+      case "source":
+        return newVertex(node, Math.min(parallelism, node.source.maxParallelism ?? parallelism))
+      case "map":
+      case "filter":
+      case "flatMap":
+      case "peek": {
+        const v = fuseTarget(node.input)
+        v.pending.push({ kind: node.kind, name, fn: node.fn })
+        return v
+      }
+      case "mapUsingService": {
+        const v = fuseTarget(node.input)
+        v.pending.push({ kind: "map", name, acquire: node.acquire, fnWithService: node.fn })
+        return v
+      }
+      case "mapEffect": {
+        const v = fuseTarget(node.input)
+        const { fn, concurrency, ordered } = node
+        addStep(v, name, () => Effect.succeed(async(mapEffect(name, fn, concurrency, ordered))))
+        return v
+      }
+      case "aggregate": {
+        const { key, op } = node
+        const v = firstStage(node.input, name, () => new Accumulate(name, op, key))
+        const w = behindKey(v, node, key === undefined ? undefined : byEntryKey)
+        addOp(w, name, () => new Combine(name, op, key !== undefined))
+        return w
+      }
+      case "rollingAggregate": {
+        const { key, op } = node
+        const w = behindKey(lower(node.input), node, key)
+        addOp(w, name, () => new RollingAggregate(name, op, key))
+        return w
+      }
+      case "mapStateful": {
+        const { key, create, fn } = node
+        const w = behindKey(lower(node.input), node, key)
+        addOp(w, name, () => new MapStateful(name, key, create, fn))
+        return w
+      }
+      case "distinct": {
+        const { key } = node
+        const v = firstStage(node.input, name, () => new Distinct(name, key))
+        const w = behindKey(v, node, key)
+        addOp(w, name, () => new Distinct(name, key))
+        return w
+      }
+      case "hashJoin": {
+        const main = lower(node.input)
+        const side = lower(node.side)
+        const w = newVertex(node, main.parallelism)
+        connect(main, w, { _tag: "OneToOne" }, MAIN, 1)
+        connect(side, w, { _tag: "Broadcast" }, SIDE, 0)
+        const { leftKey, rightKey, fn, inner } = node
+        addOp(w, name, () => new HashJoin(name, leftKey, rightKey, fn, inner))
+        return w
+      }
+      case "cogroup": {
+        const w = newVertex(node, parallelism)
+        node.inputs.forEach(({ key, node: input, op }, ordinal) => {
+          const v = firstStage(input, name, () => new Accumulate(name, op, key))
+          connect(v, w, { _tag: "Partitioned", stage: name, key: byEntryKey }, ordinal)
+        })
+        const ops = node.inputs.map((i) => i.op)
+        const { labels } = node
+        addOp(w, name, () => new CoGroupCombine(name, ops, labels))
+        return w
+      }
+      case "merge": {
+        const w = newVertex(node, parallelism)
+        node.inputs.forEach((input, ordinal) => {
+          const v = lower(input)
+          connect(v, w, v.parallelism === w.parallelism ? { _tag: "OneToOne" } : { _tag: "RoundRobin" }, ordinal)
+        })
+        return w
+      }
+      case "rebalance": {
+        const w = newVertex(node, parallelism)
+        const { key } = node
+        connect(lower(node.input), w, key === undefined ? { _tag: "RoundRobin" } : { _tag: "Partitioned", stage: name, key })
+        return w
+      }
+      case "sort": {
+        const { compare } = node
+        const v = firstStage(node.input, name, () => new Sort(name, compare))
+        const w = behindKey(v, node, undefined)
+        addOp(w, name, () => new Sort(name, compare))
+        return w
+      }
+      case "sink": {
+        const max = node.sink.maxParallelism ?? parallelism
+        const v = fuseTarget(node.input)
+        if (v.parallelism <= max) {
+          v.sink = node.sink
+          return v
+        }
+        const w = newVertex(node, max)
+        w.sink = node.sink
+        connect(v, w, max === 1 ? { _tag: "AllToOne" } : { _tag: "RoundRobin" })
+        return w
+      }
+    }
+  }
+
+  pipeline.sinks.forEach(lower)
+  for (const v of vertices) {
+    flush(v)
+    const parts = [v.source?.name, ...v.steps.map((s) => s.name), v.sink?.name].filter((p) => p !== undefined)
+    ;(v as { name: string }).name = parts.join("→") || `vertex-${v.id}`
+  }
+  return { vertices, edges, partitionCount: options.partitionCount }
+}

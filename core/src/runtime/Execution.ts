@@ -1,0 +1,109 @@
+import { Effect } from "effect"
+import { SinkError, SourceError, StageError } from "../errors.ts"
+import type { Dag, Edge } from "../plan/Dag.ts"
+import { Channel, Signal } from "./Channel.ts"
+import type { Item } from "./Control.ts"
+import { Counters, type InstanceMetrics } from "./Metrics.ts"
+import { type Input, type Output, runTasklet } from "./Tasklet.ts"
+
+export interface ExecutionOptions {
+  readonly batchSize: number
+  /** Bound of every channel, in batches. */
+  readonly queueCapacity: number
+}
+
+/** Does producer instance `from` send to consumer instance `to` over `edge`? */
+const reaches = (edge: Edge, from: number, to: number): boolean => {
+  switch (edge.routing._tag) {
+    case "OneToOne":
+      return from === to
+    case "AllToOne":
+      return to === 0
+    default:
+      return true
+  }
+}
+
+/**
+ * Deploys a DAG in this process: one channel per (edge, producer instance,
+ * consumer instance) pair and one tasklet fiber per vertex instance. Returns
+ * the effect that runs them all (failing fast: the first failure interrupts
+ * every other tasklet and closes their scopes) and a live view of the metrics.
+ */
+export const deploy = (dag: Dag, options: ExecutionOptions) => {
+  const signals = dag.vertices.map((v) => Array.from({ length: v.parallelism }, () => new Signal()))
+  const inputs = dag.vertices.map((v) => Array.from({ length: v.parallelism }, (): Array<Input> => []))
+  const outputs = dag.vertices.map((v) => Array.from({ length: v.parallelism }, (): Array<Output> => []))
+  for (const edge of dag.edges) {
+    const producer = dag.vertices[edge.from]!
+    const consumer = dag.vertices[edge.to]!
+    for (let from = 0; from < producer.parallelism; from++) {
+      const channels: Array<Channel<Item> | undefined> = []
+      for (let to = 0; to < consumer.parallelism; to++) {
+        if (!reaches(edge, from, to)) {
+          channels.push(undefined)
+          continue
+        }
+        const channel = new Channel<Item>(options.queueCapacity, signals[edge.to]![to]!)
+        channels.push(channel)
+        inputs[edge.to]![to]!.push({ channel, ordinal: edge.ordinal, priority: edge.priority, done: false })
+      }
+      outputs[edge.from]![from]!.push({ edge, channels })
+    }
+  }
+  const counters = dag.vertices.map((v) => Array.from({ length: v.parallelism }, () => new Counters()))
+
+  const instance = (vertexId: number, instance: number) =>
+    Effect.scoped(Effect.gen(function*() {
+      const vertex = dag.vertices[vertexId]!
+      const ctx = { instance, instances: vertex.parallelism }
+      const source = vertex.source
+      const reader = source
+        ? yield* Effect.mapError(source.open({ ...ctx, batchSize: options.batchSize }), (cause) =>
+          new SourceError({ source: source.name, cause }))
+        : undefined
+      const steps = yield* Effect.forEach(vertex.steps, (s) =>
+        Effect.mapError(s.make(ctx), (cause) =>
+          cause instanceof StageError ? cause : new StageError({ stage: s.name, record: undefined, cause })))
+      const sink = vertex.sink
+      const writer = sink
+        ? yield* Effect.mapError(sink.open(ctx), (cause) => new SinkError({ sink: sink.name, cause }))
+        : undefined
+      yield* runTasklet({
+        vertex: vertex.name,
+        instance,
+        source: source && reader ? { name: source.name, reader } : undefined,
+        sink: sink && writer ? { name: sink.name, writer } : undefined,
+        steps,
+        stepNames: vertex.steps.map((s) => s.name),
+        inputs: inputs[vertexId]![instance]!,
+        signal: signals[vertexId]![instance]!,
+        outputs: outputs[vertexId]![instance]!,
+        batchSize: options.batchSize,
+        partitionCount: dag.partitionCount,
+        counters: counters[vertexId]![instance]!
+      })
+    }))
+
+  const all = dag.vertices.flatMap((v) => Array.from({ length: v.parallelism }, (_, i) => instance(v.id, i)))
+  const run = Effect.forEach(all, (t) => t, { concurrency: "unbounded", discard: true })
+
+  const metrics = (): ReadonlyArray<InstanceMetrics> =>
+    dag.vertices.flatMap((v) =>
+      counters[v.id]!.map((c, i) => ({
+        vertex: v.name,
+        instance: i,
+        recordsIn: c.recordsIn,
+        recordsOut: c.recordsOut,
+        batchesIn: c.batchesIn,
+        batchesOut: c.batchesOut,
+        queues: inputs[v.id]![i]!.map((input) => ({
+          size: input.channel.size,
+          highWater: input.channel.highWater,
+          capacity: input.channel.capacity
+        }))
+      }))
+    )
+
+  return { run, metrics }
+}

@@ -1,0 +1,23 @@
+/** Counters of one vertex instance, read by `Job.metrics`. */
+export interface InstanceMetrics {
+  readonly vertex: string
+  readonly instance: number
+  readonly recordsIn: number
+  readonly recordsOut: number
+  readonly batchesIn: number
+  readonly batchesOut: number
+  /** Fill of each input queue: items now, the most ever held, and the bound. */
+  readonly queues: ReadonlyArray<{ readonly size: number; readonly highWater: number; readonly capacity: number }>
+}
+
+export interface JobMetrics {
+  readonly instances: ReadonlyArray<InstanceMetrics>
+}
+
+/** Mutable counters a tasklet bumps once per batch. */
+export class Counters {
+  recordsIn = 0
+  recordsOut = 0
+  batchesIn = 0
+  batchesOut = 0
+}

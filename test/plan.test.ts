@@ -1,0 +1,114 @@
+import { describe, expect, it } from "vitest"
+import { Aggregate, Pipeline, Sinks, Sources, Stage } from "../core/src/index.ts"
+import { plan } from "../core/src/plan/Planner.ts"
+import { partitionOf, stableHash } from "../core/src/plan/partition.ts"
+
+const options = { parallelism: 4, partitionCount: 271 }
+
+describe("planner", () => {
+  it("fuses a source and its stateless chain and sink into one vertex", () => {
+    const dag = plan(
+      Pipeline.from(Sources.fromIterable([1, 2, 3])).pipe(
+        Stage.map((x) => x + 1),
+        Stage.filter((x) => x > 1),
+        Stage.flatMap((x) => [x, x]),
+        Stage.writeTo(Sinks.collect())
+      ),
+      options
+    )
+    expect(dag.vertices.length).toBe(1)
+    expect(dag.edges.length).toBe(0)
+    expect(dag.vertices[0]!.steps.length).toBe(1)
+    expect(dag.vertices[0]!.name).toBe("items→map→filter→flatMap→collect")
+  })
+
+  it("plans a keyed aggregation in two stages around a partitioned edge", () => {
+    const dag = plan(
+      Pipeline.from(Sources.fromIterable(["a"])).pipe(
+        Stage.map((s) => s.toUpperCase()),
+        Stage.groupingKey((s) => s),
+        Stage.aggregate(Aggregate.counting()),
+        Stage.writeTo(Sinks.collect())
+      ),
+      options
+    )
+    expect(dag.vertices.map((v) => v.steps.map((s) => s.name))).toEqual([["map", "aggregate"], ["aggregate"]])
+    expect(dag.edges.map((e) => e.routing._tag)).toEqual(["Partitioned"])
+    expect(dag.vertices[1]!.parallelism).toBe(4)
+  })
+
+  it("combines a global aggregation on one instance", () => {
+    const dag = plan(
+      Pipeline.from(Sources.fromIterable([1])).pipe(Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())),
+      options
+    )
+    expect(dag.edges.map((e) => e.routing._tag)).toEqual(["AllToOne"])
+    expect(dag.vertices[1]!.parallelism).toBe(1)
+  })
+
+  it("does not fuse past a stage whose output feeds several consumers", () => {
+    const shared = Pipeline.from(Sources.fromIterable([1])).pipe(Stage.map((x) => x + 1))
+    const dag = plan(
+      Pipeline.make(
+        shared.pipe(Stage.map((x) => x * 2), Stage.writeTo(Sinks.collect())),
+        shared.pipe(Stage.writeTo(Sinks.collect()))
+      ),
+      options
+    )
+    expect(dag.vertices.length).toBe(3)
+    expect(dag.edges.every((e) => e.routing._tag === "OneToOne" && e.from === 0)).toBe(true)
+  })
+
+  it("broadcasts a join's side input and reads it first", () => {
+    const dag = plan(
+      Pipeline.from(Sources.fromIterable([1])).pipe(
+        Stage.hashJoin(Pipeline.from(Sources.fromIterable([2])), { left: (x) => x, right: (y) => y }, (x, y) => [x, y]),
+        Stage.writeTo(Sinks.collect())
+      ),
+      options
+    )
+    const side = dag.edges.find((e) => e.routing._tag === "Broadcast")!
+    const main = dag.edges.find((e) => e.routing._tag === "OneToOne")!
+    expect(side.priority).toBeLessThan(main.priority)
+  })
+
+  it("names stages uniquely and rejects two stages named alike", () => {
+    const dag = plan(
+      Pipeline.from(Sources.fromIterable([1])).pipe(Stage.map((x) => x), Stage.map((x) => x), Stage.writeTo(Sinks.collect())),
+      options
+    )
+    expect(dag.vertices[0]!.name).toBe("items→map→map-2→collect")
+    expect(() =>
+      plan(
+        Pipeline.from(Sources.fromIterable([1])).pipe(
+          Stage.map((x) => x),
+          Stage.withName("same"),
+          Stage.map((x) => x),
+          Stage.withName("same"),
+          Stage.writeTo(Sinks.collect())
+        ),
+        options
+      )
+    ).toThrow(/two stages are named "same"/)
+  })
+})
+
+describe("partitioning", () => {
+  it("is stable: fixed hashes, independent of the runtime", () => {
+    // Pinned values: a change here moves keyed state between partitions.
+    expect([stableHash("apple"), stableHash(42), stableHash([1, "a"]), stableHash(1.5)]).toEqual([
+      2973335288,
+      142593372,
+      3665676063,
+      327582077
+    ])
+    expect(partitionOf("apple", 271)).toBe(stableHash("apple") % 271)
+  })
+
+  it("spreads consecutive integers and words evenly over partitions", () => {
+    const counts = new Array(271).fill(0)
+    for (let i = 0; i < 271_000; i++) counts[partitionOf(i, 271)]++
+    expect(Math.max(...counts)).toBeLessThan(1300)
+    expect(Math.min(...counts)).toBeGreaterThan(700)
+  })
+})
