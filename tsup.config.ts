@@ -1,7 +1,11 @@
+import * as fs from "node:fs"
 import { defineConfig } from "tsup"
 
-// One ESM build with type declarations per workspace package.
-const pkg = (dir: string) => ({
+// Every workspace package with a `src/index.ts` gets one ESM build with type declarations.
+const packages = ["core", "cluster", ...fs.readdirSync("plugins").map((p) => `plugins/${p}`)]
+  .filter((dir) => fs.existsSync(`${dir}/src/index.ts`))
+
+export default defineConfig(packages.map((dir) => ({
   entry: { index: `${dir}/src/index.ts` },
   outDir: `${dir}/dist`,
   format: ["esm" as const],
@@ -10,6 +14,4 @@ const pkg = (dir: string) => ({
   sourcemap: true,
   target: "es2023",
   external: [/^effect/, /^@effect\//, /^@tributary\//]
-})
-
-export default defineConfig([pkg("core"), pkg("cluster")])
+})))
