@@ -13,6 +13,7 @@
 export * as Aggregate from "./aggregate/Aggregate.ts"
 export * as Pipeline from "./pipeline/Pipeline.ts"
 export * as Stage from "./pipeline/Stage.ts"
+export * as Window from "./window/Window.ts"
 export * as Source from "./pipeline/Source.ts"
 export * as Sink from "./pipeline/Sink.ts"
 export * as Sources from "./connectors/Sources.ts"

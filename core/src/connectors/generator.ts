@@ -8,6 +8,8 @@ export interface GeneratorOptions<A> {
   readonly itemsPerSecond?: number | undefined
   /** Stop after this many records; unbounded when omitted. */
   readonly count?: number | undefined
+  /** The event time a record carries, for `Stage.withNativeTimestamps`. */
+  readonly eventTime?: ((a: A) => number) | undefined
   readonly name?: string | undefined
 }
 
@@ -19,6 +21,7 @@ export interface GeneratorOptions<A> {
 export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
   Source.make({
     name: options.name ?? "generator",
+    eventTime: options.eventTime,
     open: ({ batchSize, instance, instances }) =>
       Effect.sync(() => {
         const { make, count = Infinity, itemsPerSecond } = options

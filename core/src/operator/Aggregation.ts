@@ -1,5 +1,6 @@
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import { StageError } from "../errors.ts"
+import { event } from "../pipeline/Event.ts"
 import { eachRecord, guarded } from "./failure.ts"
 import { KeyedMap } from "./KeyedMap.ts"
 import type { Operator } from "./Operator.ts"
@@ -104,9 +105,13 @@ export class Combine implements Operator<unknown, unknown> {
   }
 }
 
-/** Emits the running aggregate of the record's key after every record (single stage, after the partitioned edge). */
+/**
+ * Emits the running aggregate of the record's key after every record (single
+ * stage, after the partitioned edge); on timed input with the record's time.
+ */
 export class RollingAggregate implements Operator<unknown, unknown> {
   private readonly accs = new KeyedMap<unknown>()
+  timed = false
 
   private readonly stage: string
   private readonly op: AggregateOp<any, any, any>
@@ -119,13 +124,15 @@ export class RollingAggregate implements Operator<unknown, unknown> {
   }
 
   process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
-    const { op, key, accs } = this
-    eachRecord(this.stage, batch, (r) => {
+    const { op, key, accs, timed } = this
+    eachRecord(this.stage, batch, (input) => {
+      const r = timed ? (input as { v: unknown }).v : input
       const k = key === undefined ? undefined : key(r)
       const acc = op.accumulate(accs.has(k) ? accs.get(k) : op.create(), r)
       accs.set(k, acc)
       const value = op.export(acc)
-      out.push(key === undefined ? value : { key: k, value })
+      const result = key === undefined ? value : { key: k, value }
+      out.push(timed ? event((input as { t: number }).t, result) : result)
     })
   }
 }

@@ -30,6 +30,11 @@ export class KeyedMap<V> {
     return typeof key === "object" && key !== null ? this.byJson.has(JSON.stringify(key)) : this.byValue.has(key)
   }
 
+  delete(key: unknown): void {
+    if (typeof key === "object" && key !== null) this.byJson.delete(JSON.stringify(key))
+    else this.byValue.delete(key)
+  }
+
   *entries(): IterableIterator<[unknown, V]> {
     yield* this.byValue
     for (const e of this.byJson.values()) yield [e.key, e.value]

@@ -16,6 +16,18 @@ export interface Operator<in I, out O> {
   completeInput?(ordinal: number, out: Array<O>): void
   /** Every input is done: flush what the operator still holds. */
   complete?(out: Array<O>): void
+  /**
+   * Event time advanced to `time` on all inputs (the minimum over them): no
+   * record with an earlier time will follow. Windows ending by then close here.
+   */
+  onWatermark?(time: number, out: Array<O>): void
+  /** Called every `tickInterval` ms of processing time (early window results). */
+  onTick?(now: number, out: Array<O>): void
+  readonly tickInterval?: number | undefined
+  /** An operator that assigns event times reports the watermark it derived so far. */
+  watermark?(): number
+  /** Records that arrived behind the watermark and were not used; counted, or sent to a side output. */
+  readonly late?: Array<unknown> | undefined
 }
 
 /**

@@ -1,10 +1,19 @@
+import { event } from "../pipeline/Event.ts"
 import { eachRecord } from "./failure.ts"
 import { KeyedMap } from "./KeyedMap.ts"
 import type { Operator } from "./Operator.ts"
 
-/** `mapStateful`: one user state per key, created on the key's first record. */
+/**
+ * `mapStateful`: one user state per key, created on the key's first record.
+ * On timed input the output keeps the input's event time, and with a `ttl` a
+ * key's state is evicted once the watermark passes its last event time + ttl.
+ */
 export class MapStateful implements Operator<unknown, unknown> {
   private readonly states = new KeyedMap<unknown>()
+  private readonly lastSeen = new KeyedMap<number>()
+  timed = false
+  ttl: number | undefined = undefined
+  onEvict: ((state: any, key: any, time: number) => unknown) | undefined = undefined
 
   private readonly stage: string
   private readonly key: ((a: any) => unknown) | undefined
@@ -19,17 +28,31 @@ export class MapStateful implements Operator<unknown, unknown> {
   }
 
   process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
-    const { key, states, create, fn } = this
-    eachRecord(this.stage, batch, (r) => {
+    const { key, states, create, fn, timed } = this
+    eachRecord(this.stage, batch, (input) => {
+      const r = timed ? (input as { v: unknown }).v : input
       const k = key === undefined ? undefined : key(r)
       let state = states.get(k)
       if (state === undefined && !states.has(k)) {
         state = create()
         states.set(k, state)
       }
+      if (timed && this.ttl !== undefined) this.lastSeen.set(k, Math.max(this.lastSeen.get(k) ?? -Infinity, (input as { t: number }).t))
       const result = fn(state, r, k)
-      if (result !== undefined) out.push(result)
+      if (result !== undefined) out.push(timed ? event((input as { t: number }).t, result) : result)
     })
+  }
+
+  onWatermark(time: number, out: Array<unknown>): void {
+    if (this.ttl === undefined) return
+    for (const [k, last] of this.lastSeen.entries()) {
+      if (last + this.ttl > time) continue
+      const state = this.states.get(k)
+      this.states.delete(k)
+      this.lastSeen.delete(k)
+      const result = this.onEvict?.(state, k, time)
+      if (result !== undefined) out.push(event(time, result))
+    }
   }
 }
 

@@ -18,13 +18,13 @@ export type PlannedTransform = TransformStage | {
 }
 
 /** Acquires the services of a chain (in the instance's scope) and fuses it. */
-export const makeTransform = (stages: ReadonlyArray<PlannedTransform>) =>
+export const makeTransform = (stages: ReadonlyArray<PlannedTransform>, timed: boolean) =>
   Effect.map(
     Effect.forEach(stages, (s): Effect.Effect<TransformStage, unknown, any> =>
       "acquire" in s
         ? Effect.map(s.acquire, (service) => ({ kind: "map", name: s.name, fn: (a: unknown) => s.fnWithService(service, a) }))
         : Effect.succeed(s)),
-    (bound) => sync(new Transform(bound))
+    (bound) => sync(new Transform(bound, timed))
   )
 
 /**
@@ -38,10 +38,11 @@ export const makeTransform = (stages: ReadonlyArray<PlannedTransform>) =>
  * are passed in as arguments, never as text. `st` tracks the running stage so
  * a throw names it and the record it was given.
  */
-const compile = (stages: ReadonlyArray<TransformStage>) => {
+const compile = (stages: ReadonlyArray<TransformStage>, timed: boolean) => {
   const n = stages.length
   const vars = Array.from({ length: n + 1 }, (_, k) => `v${k}`)
-  let body = `out.push(v${n});`
+  // Timed records ({ t, v }) keep the event time of the record they came from.
+  let body = timed ? `out.push({ t: t, v: v${n} });` : `out.push(v${n});`
   for (let k = n - 1; k >= 0; k--) {
     const call = `f${k}(v${k})`
     switch (stages[k]!.kind) {
@@ -60,9 +61,9 @@ const compile = (stages: ReadonlyArray<TransformStage>) => {
     }
   }
   const source = `return function process(batch, out) {
-    let st = 0, ${vars.join(", ")};
+    let st = 0, t = 0, ${vars.join(", ")};
     try {
-      for (let i = 0; i < batch.length; i++) { v0 = batch[i]; ${body} }
+      for (let i = 0; i < batch.length; i++) { ${timed ? "t = batch[i].t; v0 = batch[i].v;" : "v0 = batch[i];"} ${body} }
     } catch (e) { throw fail(st, [${vars.join(", ")}][st], e) }
   }`
   const params = [...stages.map((_, k) => `f${k}`), "fail"]
@@ -82,8 +83,8 @@ const compile = (stages: ReadonlyArray<TransformStage>) => {
 export class Transform implements Operator<unknown, unknown> {
   private readonly run: (batch: ReadonlyArray<unknown>, out: Array<unknown>) => void
 
-  constructor(stages: ReadonlyArray<TransformStage>) {
-    this.run = compile(stages)
+  constructor(stages: ReadonlyArray<TransformStage>, timed: boolean) {
+    this.run = compile(stages, timed)
   }
 
   process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {

@@ -1,5 +1,6 @@
 import type { Effect } from "effect"
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import type { WindowDefinition } from "../window/Window.ts"
 import type { Sink } from "./Sink.ts"
 import type { Source } from "./Source.ts"
 
@@ -30,7 +31,22 @@ export type Node =
     readonly acquire: Effect.Effect<any, any, any>
     readonly fn: (service: any, a: any) => any
   }
-  | Base & { readonly kind: "aggregate"; readonly input: Node; readonly key: Fn | undefined; readonly op: AnyOp }
+  | Base & {
+    readonly kind: "timestamps"
+    readonly input: Node
+    /** Event time of a record; `"native"` takes the source's own. */
+    readonly time: ((a: any) => number) | "native"
+    readonly allowedLag: number
+    readonly idleTimeout: number
+  }
+  | Base & {
+    readonly kind: "aggregate"
+    readonly input: Node
+    readonly key: Fn | undefined
+    readonly op: AnyOp
+    readonly window: WindowDefinition | undefined
+    readonly lateSink: Sink<any, any> | undefined
+  }
   | Base & { readonly kind: "rollingAggregate"; readonly input: Node; readonly key: Fn | undefined; readonly op: AnyOp }
   | Base & {
     readonly kind: "mapStateful"
@@ -38,6 +54,8 @@ export type Node =
     readonly key: Fn | undefined
     readonly create: () => unknown
     readonly fn: (state: any, item: any, key: any) => unknown
+    readonly ttl: number | undefined
+    readonly onEvict: ((state: any, key: any, time: number) => unknown) | undefined
   }
   | Base & { readonly kind: "distinct"; readonly input: Node; readonly key: Fn }
   | Base & {

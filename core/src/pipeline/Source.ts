@@ -29,6 +29,8 @@ export interface Source<out A, out R = never> {
   readonly name: string
   /** At most this many instances (1 for a source that cannot be split). */
   readonly maxParallelism?: number | undefined
+  /** The event time a record carries from its origin, for `Stage.withNativeTimestamps`. */
+  readonly eventTime?: ((a: any) => number) | undefined
   /** Runs in the tasklet's scope; its requirements are the `R` above (plus `Scope`). */
   readonly open: (ctx: SourceContext) => Effect.Effect<SourceReader<A>, unknown, unknown>
 }
@@ -37,6 +39,7 @@ export interface Source<out A, out R = never> {
 export const make = <A, R = never>(def: {
   readonly name: string
   readonly maxParallelism?: number | undefined
+  readonly eventTime?: ((a: A) => number) | undefined
   readonly open: (ctx: SourceContext) => Effect.Effect<SourceReader<A>, unknown, R>
 }): Source<A, Exclude<R, Scope.Scope>> => ({ [SourceTypeId]: variance, ...def })
 

@@ -4,14 +4,16 @@
  * types do not fit (a record type, a missing key, a sink of another type) is a
  * compile error.
  */
-import type { Effect, Scope } from "effect"
+import { Duration, type Effect, type Scope } from "effect"
 import { dual } from "effect/Function"
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import type { WindowDefinition, WindowResult } from "../window/Window.ts"
 import type { Node } from "./Node.ts"
 import type { Sink } from "./Sink.ts"
-import { isStage, makePipeline, makeStage, type Pipeline, type Stage, type Unkeyed } from "./StageValue.ts"
+import { isStage, makePipeline, makeStage, type Pipeline, type Stage, type Unkeyed, type Windowed } from "./StageValue.ts"
 
-export type { Stage, Unkeyed } from "./StageValue.ts"
+export type { Stage, Unkeyed, Windowed } from "./StageValue.ts"
+export type { WindowResult } from "../window/Window.ts"
 export { isStage } from "./StageValue.ts"
 
 /** A result of a keyed aggregation. */
@@ -20,11 +22,16 @@ export interface KeyedResult<out K, out V> {
   readonly value: V
 }
 
-/** What an aggregation emits: the bare value without a key, a `KeyedResult` with one. */
-export type Aggregated<K, V> = [K] extends [Unkeyed] ? V : KeyedResult<K, V>
+/**
+ * What an aggregation emits: the bare value without a key, a `KeyedResult`
+ * with one, a `WindowResult` per window after `Stage.window`.
+ */
+export type Aggregated<K, V> = [K] extends [Windowed<infer G>] ? WindowResult<[G] extends [Unkeyed] ? undefined : G, V>
+  : [K] extends [Unkeyed] ? V
+  : KeyedResult<K, V>
 
-const next = <B, K = Unkeyed, R = never>(node: Node, key?: (a: any) => unknown): Stage<B, K, R> =>
-  makeStage(node, key)
+const next = <B, K = Unkeyed, R = never>(node: Node, key?: (a: any) => unknown, window?: Stage<any, any, any>["window"]): Stage<B, K, R> =>
+  makeStage(node, key, window)
 
 /** Applies `f` to every record. */
 export const map: {
@@ -102,6 +109,63 @@ export const mapUsingService: {
     next({ kind: "mapUsingService", input: self.node, acquire, fn })
 )
 
+export interface TimestampOptions {
+  /** How far behind the highest event time seen an event may arrive and still count. */
+  readonly allowedLag: Duration.Input
+  /**
+   * After this long without data (processing time) an input stops holding back
+   * the watermark, until it has data again (default 60 seconds).
+   */
+  readonly idleTimeout?: Duration.Input | undefined
+}
+
+const timestamps = (self: Stage<any, any, any>, time: ((a: any) => number) | "native", options: TimestampOptions) =>
+  next({
+    kind: "timestamps",
+    input: self.node,
+    time,
+    allowedLag: Duration.toMillis(options.allowedLag),
+    idleTimeout: Duration.toMillis(options.idleTimeout ?? "60 seconds")
+  })
+
+/**
+ * Gives records an event time (milliseconds) and starts watermarks: each
+ * instance's watermark is its highest time seen minus `allowedLag`; an
+ * operator's watermark is the minimum over its inputs.
+ */
+export const withTimestamps: {
+  <A>(time: (a: A) => number, options: TimestampOptions): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
+  <A, R>(self: Stage<A, Unkeyed, R>, time: (a: A) => number, options: TimestampOptions): Stage<A, Unkeyed, R>
+} = dual(3, (self: Stage<any, any, any>, time: (a: any) => number, options: TimestampOptions) => timestamps(self, time, options))
+
+/** Event time = the time a record enters the pipeline (processing time at this stage). */
+export const withIngestionTimestamps = <A, R>(self: Stage<A, Unkeyed, R>): Stage<A, Unkeyed, R> =>
+  timestamps(self, () => Date.now(), { allowedLag: 0 }) as Stage<A, Unkeyed, R>
+
+/** Event time = the time the source's records carry (`Source.eventTime`); directly after `Pipeline.from`. */
+export const withNativeTimestamps: {
+  (options: TimestampOptions): <A, R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
+  <A, R>(self: Stage<A, Unkeyed, R>, options: TimestampOptions): Stage<A, Unkeyed, R>
+} = dual(2, (self: Stage<any, any, any>, options: TimestampOptions) => timestamps(self, "native", options))
+
+export interface WindowOptions<A> {
+  /** Where events that arrive behind the watermark go (default: dropped and counted in the job metrics). */
+  readonly lateEvents?: Sink<A, any> | undefined
+}
+
+/**
+ * Windows the next `aggregate` by event time (after `withTimestamps`): one
+ * `WindowResult` per window (and key, after `groupingKey`).
+ */
+export const window: {
+  <A>(definition: WindowDefinition, options?: WindowOptions<A>): <K, R>(self: Stage<A, K, R>) => Stage<A, Windowed<K>, R>
+  <A, K, R>(self: Stage<A, K, R>, definition: WindowDefinition, options?: WindowOptions<A>): Stage<A, Windowed<K>, R>
+} = dual(
+  (args) => isStage(args[0]),
+  (self: Stage<any, any, any>, definition: WindowDefinition, options?: WindowOptions<any>) =>
+    next(self.node, self.key, { definition, lateSink: options?.lateEvents })
+)
+
 /** Sets the grouping key for the next keyed stage (aggregate, rollingAggregate, mapStateful, distinct). */
 export const groupingKey: {
   <A, K>(key: (a: A) => K): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, K, R>
@@ -118,7 +182,14 @@ export const aggregate: {
 } = dual(
   2,
   (self: Stage<any, any, any>, op: AggregateOp<any, any, any>) =>
-    next({ kind: "aggregate", input: self.node, key: self.key, op })
+    next({
+      kind: "aggregate",
+      input: self.node,
+      key: self.key,
+      op,
+      window: self.window?.definition,
+      lateSink: self.window?.lateSink
+    })
 )
 
 /** Emits the running aggregate (per key after `groupingKey`) after every record. */
@@ -131,6 +202,13 @@ export const rollingAggregate: {
     next({ kind: "rollingAggregate", input: self.node, key: self.key, op })
 )
 
+export interface MapStatefulOptions<S, K, B> {
+  /** Evict a key's state once the watermark passes its last event time + `ttl` (needs timestamps). */
+  readonly ttl: Duration.Input
+  /** Called with the evicted state; its result (if any) is emitted, timed at the watermark. */
+  readonly onEvict?: ((state: S, key: K, time: number) => B | undefined) | undefined
+}
+
 /**
  * Maps with state kept per key (one state for an unkeyed stage). `create` makes
  * the state of a new key; `f` may mutate it and returns the output record, or
@@ -139,17 +217,27 @@ export const rollingAggregate: {
 export const mapStateful: {
   <S, A, K, B>(
     create: () => S,
-    f: (state: S, item: A, key: K) => B | undefined
+    f: (state: S, item: A, key: K) => B | undefined,
+    options?: MapStatefulOptions<S, K, B>
   ): <R>(self: Stage<A, K, R>) => Stage<B, Unkeyed, R>
   <A, K, R, S, B>(
     self: Stage<A, K, R>,
     create: () => S,
-    f: (state: S, item: A, key: K) => B | undefined
+    f: (state: S, item: A, key: K) => B | undefined,
+    options?: MapStatefulOptions<S, K, B>
   ): Stage<B, Unkeyed, R>
 } = dual(
-  3,
-  (self: Stage<any, any, any>, create: () => unknown, fn: (s: any, a: any, k: any) => unknown) =>
-    next({ kind: "mapStateful", input: self.node, key: self.key, create, fn })
+  (args) => isStage(args[0]),
+  (self: Stage<any, any, any>, create: () => unknown, fn: (s: any, a: any, k: any) => unknown, options?: MapStatefulOptions<any, any, any>) =>
+    next({
+      kind: "mapStateful",
+      input: self.node,
+      key: self.key,
+      create,
+      fn,
+      ttl: options === undefined ? undefined : Duration.toMillis(options.ttl),
+      onEvict: options?.onEvict
+    })
 )
 
 /** Emits each distinct record once (or the first record of each key after `groupingKey`). */

@@ -1,5 +1,7 @@
 import { type Pipeable, pipeArguments } from "effect/Pipeable"
+import type { WindowDefinition } from "../window/Window.ts"
 import type { Node } from "./Node.ts"
+import type { Sink } from "./Sink.ts"
 
 export const StageTypeId: unique symbol = Symbol.for("tributary/Stage")
 export const PipelineTypeId: unique symbol = Symbol.for("tributary/Pipeline")
@@ -19,6 +21,13 @@ export interface Stage<out A, out K = Unkeyed, out R = never> extends Pipeable {
   readonly node: Node
   /** The grouping key function, set on keyed stages only. */
   readonly key: ((a: any) => unknown) | undefined
+  /** Set by `Stage.window` for the aggregation that follows. */
+  readonly window: { readonly definition: WindowDefinition; readonly lateSink: Sink<any, any> | undefined } | undefined
+}
+
+/** The key type of a stage after `Stage.window` (the grouping key, or `Unkeyed`, inside). */
+export interface Windowed<out K> {
+  readonly _Windowed: K
 }
 
 /** A complete pipeline: one or more sinks and everything that feeds them. */
@@ -45,8 +54,9 @@ const PipelineProto = {
 
 export const makeStage = <A, K = Unkeyed, R = never>(
   node: Node,
-  key?: (a: any) => unknown
-): Stage<A, K, R> => Object.assign(Object.create(StageProto), { node, key })
+  key?: (a: any) => unknown,
+  window?: Stage<any, any, any>["window"]
+): Stage<A, K, R> => Object.assign(Object.create(StageProto), { node, key, window })
 
 export const makePipeline = <R>(sinks: ReadonlyArray<Node>): Pipeline<R> =>
   Object.assign(Object.create(PipelineProto), { sinks })

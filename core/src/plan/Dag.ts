@@ -40,6 +40,10 @@ export interface Vertex {
   readonly source: Source<any, any> | undefined
   readonly steps: Array<{ readonly name: string; readonly make: StepFactory }>
   sink: Sink<any, any> | undefined
+  /** Where records that arrive behind the watermark go (otherwise only counted). */
+  lateSink: Sink<any, any> | undefined
+  /** A source vertex that assigns timestamps reports itself idle after this long without data. */
+  idleTimeout: number | undefined
 }
 
 export interface Dag {

@@ -4,7 +4,9 @@
  *   unless a stage's output feeds several consumers;
  * - keyed stages sit behind a partitioned edge; aggregations run in two stages
  *   (accumulate in the producing vertex, combine per key after the edge);
- * - a side input of a join is broadcast and consumed first (edge priority).
+ * - a side input of a join is broadcast and consumed first (edge priority);
+ * - after `withTimestamps` records travel as `{ t, v }` events; stages that do
+ *   not use event time get bare records (an unwrapping step is added).
  */
 import { Effect } from "effect"
 import { PlanError } from "../errors.ts"
@@ -14,7 +16,10 @@ import { mapEffect } from "../operator/MapEffect.ts"
 import { async, type Operator, sync } from "../operator/Operator.ts"
 import { Sort } from "../operator/Sort.ts"
 import { Distinct, MapStateful } from "../operator/Stateful.ts"
+import { WithTimestamps } from "../operator/Timestamps.ts"
 import { makeTransform, type PlannedTransform } from "../operator/Transform.ts"
+import { FrameAccumulate, SlidingWindowAggregate } from "../window/SlidingWindow.ts"
+import { SessionWindowAggregate } from "../window/SessionWindow.ts"
 import { inputsOf, type Node } from "../pipeline/Node.ts"
 import type { Pipeline } from "../pipeline/Pipeline.ts"
 import type { Dag, Edge, Routing, StepFactory, Vertex } from "./Dag.ts"
@@ -27,7 +32,14 @@ export interface PlanOptions {
 
 interface Builder extends Vertex {
   pending: Array<PlannedTransform>
+  pendingTimed: boolean
 }
+
+const unwrap = (): Operator<{ readonly v: unknown }, unknown> => ({
+  process: (_ordinal, batch, out) => {
+    for (let i = 0; i < batch.length; i++) out.push(batch[i]!.v)
+  }
+})
 
 const byEntryKey = (entry: readonly [unknown, unknown]) => entry[0]
 
@@ -69,7 +81,10 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       source: node.kind === "source" ? node.source : undefined,
       steps: [],
       sink: undefined,
-      pending: []
+      lateSink: undefined,
+      idleTimeout: undefined,
+      pending: [],
+      pendingTimed: false
     }
     vertices.push(v)
     return v
@@ -80,7 +95,8 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     if (v.pending.length === 0) return
     const stages = v.pending
     v.pending = []
-    v.steps.push({ name: stages.map((s) => s.name).join("→"), make: () => makeTransform(stages) })
+    const timed = v.pendingTimed
+    v.steps.push({ name: stages.map((s) => s.name).join("→"), make: () => makeTransform(stages, timed) })
   }
   const addStep = (v: Builder, name: string, make: StepFactory) => {
     flush(v)
@@ -103,12 +119,55 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     connect(from, w, key === undefined ? { _tag: "AllToOne" } : { _tag: "Partitioned", stage: nameOf(node), key })
     return w
   }
-  /** Runs `op` as the first stage of a two-stage operation, in the vertex reading `input`. */
-  const firstStage = (input: Node, name: string, op: () => Operator<any, any>) => {
+
+
+  /** Does `node` emit `{ t, v }` events (it is downstream of `withTimestamps`)? */
+  const timedMemo = new Map<Node, boolean>()
+  const timed = (node: Node): boolean => {
+    let t = timedMemo.get(node)
+    if (t === undefined) {
+      t = isTimed(node)
+      timedMemo.set(node, t)
+    }
+    return t
+  }
+  const isTimed = (node: Node): boolean => {
+    switch (node.kind) {
+      case "timestamps":
+        return true
+      case "map":
+      case "filter":
+      case "flatMap":
+      case "peek":
+      case "mapUsingService":
+      case "rollingAggregate":
+      case "mapStateful":
+      case "rebalance":
+        return timed(node.input)
+      case "merge":
+        return node.inputs.every(timed)
+      case "aggregate":
+        return node.window !== undefined
+      default:
+        return false
+    }
+  }
+  /** A stateless stage joins the pending chain of `v`; a chain is all timed or all bare. */
+  const addTransform = (v: Builder, isTimedInput: boolean, stage: PlannedTransform) => {
+    if (v.pending.length > 0 && v.pendingTimed !== isTimedInput) flush(v)
+    v.pendingTimed = isTimedInput
+    v.pending.push(stage)
+  }
+  /** The vertex to fuse a stage into, its records unwrapped if `input` is timed. */
+  const fuseBare = (input: Node): Builder => {
     const v = fuseTarget(input)
-    addOp(v, name, op)
+    if (timed(input)) addOp(v, `${nameOf(input)}/untimed`, unwrap)
     return v
   }
+  /** The vertex whose output edge carries `input`'s records bare. */
+  const bareOutput = (input: Node): Builder => (timed(input) ? fuseBare(input) : lower(input))
+  /** A key function over the bare record, also when records travel timed. */
+  const keyOn = (input: Node, key: (a: any) => unknown) => (timed(input) ? (e: { v: unknown }) => key(e.v) : key)
 
   const lower = (node: Node): Builder => {
     const done = vertexOf.get(node)
@@ -116,6 +175,32 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     const v = lowerNew(node)
     vertexOf.set(node, v)
     return v
+  }
+
+  const lowerWindow = (node: Extract<Node, { kind: "aggregate" }>, name: string): Builder => {
+    const { key, op, lateSink } = node
+    const window = node.window!
+    if (!timed(node.input)) {
+      throw new PlanError({ reason: `stage "${name}": a window needs event times; add Stage.withTimestamps before it` })
+    }
+    let w: Builder
+    if (window._tag === "Sliding" && window.earlyResultsPeriod === undefined) {
+      // Two stages: frames accumulate where the events are, only frame partials cross the edge.
+      const v = fuseTarget(node.input)
+      addOp(v, name, () => new FrameAccumulate(name, op, key, window))
+      v.lateSink ??= lateSink
+      w = behindKey(v, node, key === undefined ? undefined : byEntryKey)
+      addOp(w, name, () => new SlidingWindowAggregate(name, op, key, window, true))
+    } else {
+      // Sessions merge per key, and early results need every event: one stage after the edge.
+      w = behindKey(lower(node.input), node, key && keyOn(node.input, key))
+      addOp(w, name, () =>
+        window._tag === "Session"
+          ? new SessionWindowAggregate(name, op, key, window)
+          : new SlidingWindowAggregate(name, op, key, window, false))
+    }
+    w.lateSink = lateSink
+    return w
   }
 
   const lowerNew = (node: Node): Builder => {
@@ -128,49 +213,74 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       case "flatMap":
       case "peek": {
         const v = fuseTarget(node.input)
-        v.pending.push({ kind: node.kind, name, fn: node.fn })
+        addTransform(v, timed(node.input), { kind: node.kind, name, fn: node.fn })
         return v
       }
       case "mapUsingService": {
         const v = fuseTarget(node.input)
-        v.pending.push({ kind: "map", name, acquire: node.acquire, fnWithService: node.fn })
+        addTransform(v, timed(node.input), { kind: "map", name, acquire: node.acquire, fnWithService: node.fn })
+        return v
+      }
+      case "timestamps": {
+        if (timed(node.input)) throw new PlanError({ reason: `stage "${name}": the records already have timestamps` })
+        let time = node.time
+        if (time === "native") {
+          const source = node.input.kind === "source" ? node.input.source : undefined
+          if (source?.eventTime === undefined) {
+            throw new PlanError({ reason: `stage "${name}": withNativeTimestamps needs a source that carries event times` })
+          }
+          time = source.eventTime
+        }
+        const v = fuseTarget(node.input)
+        const { allowedLag } = node
+        const fn = time
+        addOp(v, name, () => new WithTimestamps(name, fn, allowedLag))
+        v.idleTimeout = node.idleTimeout
         return v
       }
       case "mapEffect": {
-        const v = fuseTarget(node.input)
+        const v = fuseBare(node.input)
         const { fn, concurrency, ordered } = node
         addStep(v, name, () => Effect.succeed(async(mapEffect(name, fn, concurrency, ordered))))
         return v
       }
       case "aggregate": {
+        if (node.window !== undefined) return lowerWindow(node, name)
         const { key, op } = node
-        const v = firstStage(node.input, name, () => new Accumulate(name, op, key))
+        const v = fuseBare(node.input)
+        addOp(v, name, () => new Accumulate(name, op, key))
         const w = behindKey(v, node, key === undefined ? undefined : byEntryKey)
         addOp(w, name, () => new Combine(name, op, key !== undefined))
         return w
       }
       case "rollingAggregate": {
         const { key, op } = node
-        const w = behindKey(lower(node.input), node, key)
-        addOp(w, name, () => new RollingAggregate(name, op, key))
+        const isTimedInput = timed(node.input)
+        const w = behindKey(lower(node.input), node, key && keyOn(node.input, key))
+        addOp(w, name, () => Object.assign(new RollingAggregate(name, op, key), { timed: isTimedInput }))
         return w
       }
       case "mapStateful": {
-        const { key, create, fn } = node
-        const w = behindKey(lower(node.input), node, key)
-        addOp(w, name, () => new MapStateful(name, key, create, fn))
+        const { key, create, fn, ttl, onEvict } = node
+        const isTimedInput = timed(node.input)
+        if (ttl !== undefined && !isTimedInput) {
+          throw new PlanError({ reason: `stage "${name}": a state ttl is in event time and needs withTimestamps first` })
+        }
+        const w = behindKey(lower(node.input), node, key && keyOn(node.input, key))
+        addOp(w, name, () => Object.assign(new MapStateful(name, key, create, fn), { timed: isTimedInput, ttl, onEvict }))
         return w
       }
       case "distinct": {
         const { key } = node
-        const v = firstStage(node.input, name, () => new Distinct(name, key))
+        const v = fuseBare(node.input)
+        addOp(v, name, () => new Distinct(name, key))
         const w = behindKey(v, node, key)
         addOp(w, name, () => new Distinct(name, key))
         return w
       }
       case "hashJoin": {
-        const main = lower(node.input)
-        const side = lower(node.side)
+        const main = bareOutput(node.input)
+        const side = bareOutput(node.side)
         const w = newVertex(node, main.parallelism)
         connect(main, w, { _tag: "OneToOne" }, MAIN, 1)
         connect(side, w, { _tag: "Broadcast" }, SIDE, 0)
@@ -181,7 +291,8 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       case "cogroup": {
         const w = newVertex(node, parallelism)
         node.inputs.forEach(({ key, node: input, op }, ordinal) => {
-          const v = firstStage(input, name, () => new Accumulate(name, op, key))
+          const v = fuseBare(input)
+          addOp(v, name, () => new Accumulate(name, op, key))
           connect(v, w, { _tag: "Partitioned", stage: name, key: byEntryKey }, ordinal)
         })
         const ops = node.inputs.map((i) => i.op)
@@ -191,8 +302,9 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       }
       case "merge": {
         const w = newVertex(node, parallelism)
+        const allTimed = timed(node)
         node.inputs.forEach((input, ordinal) => {
-          const v = lower(input)
+          const v = allTimed ? lower(input) : bareOutput(input)
           connect(v, w, v.parallelism === w.parallelism ? { _tag: "OneToOne" } : { _tag: "RoundRobin" }, ordinal)
         })
         return w
@@ -200,19 +312,20 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       case "rebalance": {
         const w = newVertex(node, parallelism)
         const { key } = node
-        connect(lower(node.input), w, key === undefined ? { _tag: "RoundRobin" } : { _tag: "Partitioned", stage: name, key })
+        connect(lower(node.input), w, key === undefined ? { _tag: "RoundRobin" } : { _tag: "Partitioned", stage: name, key: keyOn(node.input, key) })
         return w
       }
       case "sort": {
         const { compare } = node
-        const v = firstStage(node.input, name, () => new Sort(name, compare))
+        const v = fuseBare(node.input)
+        addOp(v, name, () => new Sort(name, compare))
         const w = behindKey(v, node, undefined)
         addOp(w, name, () => new Sort(name, compare))
         return w
       }
       case "sink": {
         const max = node.sink.maxParallelism ?? parallelism
-        const v = fuseTarget(node.input)
+        const v = fuseBare(node.input)
         if (v.parallelism <= max) {
           v.sink = node.sink
           return v

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import { SinkError, SourceError, StageError } from "../errors.ts"
 import type { Dag, Edge } from "../plan/Dag.ts"
+import type { Sink } from "../pipeline/Sink.ts"
 import { Channel, Signal } from "./Channel.ts"
 import type { Item } from "./Control.ts"
 import { Counters, type InstanceMetrics } from "./Metrics.ts"
@@ -46,7 +47,14 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         }
         const channel = new Channel<Item>(options.queueCapacity, signals[edge.to]![to]!)
         channels.push(channel)
-        inputs[edge.to]![to]!.push({ channel, ordinal: edge.ordinal, priority: edge.priority, done: false })
+        inputs[edge.to]![to]!.push({
+          channel,
+          ordinal: edge.ordinal,
+          priority: edge.priority,
+          done: false,
+          idle: false,
+          watermark: -Infinity
+        })
       }
       outputs[edge.from]![from]!.push({ edge, channels })
     }
@@ -65,15 +73,20 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       const steps = yield* Effect.forEach(vertex.steps, (s) =>
         Effect.mapError(s.make(ctx), (cause) =>
           cause instanceof StageError ? cause : new StageError({ stage: s.name, record: undefined, cause })))
-      const sink = vertex.sink
-      const writer = sink
-        ? yield* Effect.mapError(sink.open(ctx), (cause) => new SinkError({ sink: sink.name, cause }))
-        : undefined
+      const openSink = (sink: Sink<any, any> | undefined) =>
+        sink
+          ? Effect.map(
+            Effect.mapError(sink.open(ctx), (cause) => new SinkError({ sink: sink.name, cause })),
+            (writer) => ({ name: sink.name, writer })
+          )
+          : Effect.succeed(undefined)
       yield* runTasklet({
         vertex: vertex.name,
         instance,
         source: source && reader ? { name: source.name, reader } : undefined,
-        sink: sink && writer ? { name: sink.name, writer } : undefined,
+        sink: yield* openSink(vertex.sink),
+        lateSink: yield* openSink(vertex.lateSink),
+        idleTimeout: vertex.idleTimeout,
         steps,
         stepNames: vertex.steps.map((s) => s.name),
         inputs: inputs[vertexId]![instance]!,
@@ -97,6 +110,8 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         recordsOut: c.recordsOut,
         batchesIn: c.batchesIn,
         batchesOut: c.batchesOut,
+        lateEvents: c.lateEvents,
+        watermark: c.watermark,
         queues: inputs[v.id]![i]!.map((input) => ({
           size: input.channel.size,
           highWater: input.channel.highWater,

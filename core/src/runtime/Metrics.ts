@@ -6,6 +6,10 @@ export interface InstanceMetrics {
   readonly recordsOut: number
   readonly batchesIn: number
   readonly batchesOut: number
+  /** Events that arrived behind the watermark (dropped, or sent to the window's late-events sink). */
+  readonly lateEvents: number
+  /** The watermark this instance last passed downstream (-Infinity before the first). */
+  readonly watermark: number
   /** Fill of each input queue: items now, the most ever held, and the bound. */
   readonly queues: ReadonlyArray<{ readonly size: number; readonly highWater: number; readonly capacity: number }>
 }
@@ -20,4 +24,6 @@ export class Counters {
   recordsOut = 0
   batchesIn = 0
   batchesOut = 0
+  lateEvents = 0
+  watermark = -Infinity
 }

@@ -1,20 +1,22 @@
 import { Effect } from "effect"
 import { SinkError, SourceError, StageError } from "../errors.ts"
-import type { Step } from "../operator/Operator.ts"
+import type { Operator, Step } from "../operator/Operator.ts"
 import type { Edge } from "../plan/Dag.ts"
 import { partitionOf } from "../plan/partition.ts"
 import type { SinkWriter } from "../pipeline/Sink.ts"
 import type { SourceReader } from "../pipeline/Source.ts"
 import type { Channel, Signal } from "./Channel.ts"
-import { DONE, type Item } from "./Control.ts"
+import { type Control, DONE, IDLE, type Item, Watermark } from "./Control.ts"
 import type { Counters } from "./Metrics.ts"
 
-/** One input channel of a tasklet. */
+/** One input channel of a tasklet, with what watermark coalescing needs to know of it. */
 export interface Input {
   readonly channel: Channel<Item>
   readonly ordinal: number
   readonly priority: number
   done: boolean
+  idle: boolean
+  watermark: number
 }
 
 /** One output edge of a tasklet: a channel per consumer instance it reaches. */
@@ -29,6 +31,8 @@ export interface TaskletSpec {
   readonly instance: number
   readonly source: { readonly name: string; readonly reader: SourceReader<unknown> } | undefined
   readonly sink: { readonly name: string; readonly writer: SinkWriter<unknown> } | undefined
+  readonly lateSink: { readonly name: string; readonly writer: SinkWriter<unknown> } | undefined
+  readonly idleTimeout: number | undefined
   readonly steps: ReadonlyArray<Step>
   readonly stepNames: ReadonlyArray<string>
   readonly inputs: ReadonlyArray<Input>
@@ -39,28 +43,28 @@ export interface TaskletSpec {
   readonly counters: Counters
 }
 
+type SyncOp = Operator<unknown, unknown>
+
 /**
  * A tasklet: one instance of a vertex, run as a fiber. It takes batches from
  * its source or its input channels, runs them through its steps and sends the
  * results to its sink and output channels; a full channel suspends it
- * (backpressure). When every input is done it completes its operators, sends
- * `Done` downstream and ends.
+ * (backpressure). Watermarks from its inputs are coalesced (the minimum over
+ * inputs that are neither done nor idle) and passed through its operators.
+ * When every input is done it completes its operators, sends `Done`
+ * downstream and ends.
  */
 export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any> => {
   const { steps, counters, batchSize } = spec
   const allSync = steps.every((s) => s._tag === "Sync")
+  const syncOps = steps.flatMap((s, i) => (s._tag === "Sync" ? [{ op: s.op as SyncOp, index: i }] : []))
+  // A step that assigns timestamps makes the watermarks of this vertex; upstream ones stop here.
+  const generator = syncOps.find((s) => s.op.watermark !== undefined)
+  const lateOps = syncOps.filter((s) => s.op.late !== undefined).map((s) => s.op)
+  const ticking = syncOps.filter((s) => s.op.onTick !== undefined && s.op.tickInterval !== undefined)
+  const tickInterval = ticking.length === 0 ? undefined : Math.min(...ticking.map((s) => s.op.tickInterval!))
   let roundRobin = spec.instance
-
-  /** Steps `from..` over one batch, synchronously (the common, fused case). */
-  const runSync = (from: number, ordinal: number, batch: ReadonlyArray<unknown>): ReadonlyArray<unknown> => {
-    let current = batch
-    for (let i = from; i < steps.length && current.length > 0; i++) {
-      const out: Array<unknown> = []
-      ;(steps[i] as Extract<Step, { _tag: "Sync" }>).op.process(i === from ? ordinal : 0, current, out)
-      current = out
-    }
-    return current
-  }
+  let sentWatermark = -Infinity
 
   /** A throw inside an operator is a typed failure of the job, not a defect. */
   const attempt = <A>(stage: string, body: () => A): Effect.Effect<A, StageError> =>
@@ -68,6 +72,17 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
       try: body,
       catch: (cause) => (cause instanceof StageError ? cause : new StageError({ stage, record: undefined, cause }))
     })
+
+  /** Steps `from..` over one batch, synchronously (the common, fused case). */
+  const runSync = (from: number, ordinal: number, batch: ReadonlyArray<unknown>): ReadonlyArray<unknown> => {
+    let current = batch
+    for (let i = from; i < steps.length && current.length > 0; i++) {
+      const out: Array<unknown> = []
+      ;(steps[i]!.op as SyncOp).process(i === from ? ordinal : 0, current, out)
+      current = out
+    }
+    return current
+  }
 
   const runSteps = (from: number, ordinal: number, batch: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<unknown>, unknown, any> =>
     allSync
@@ -89,6 +104,18 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         }
         return current
       })
+
+  /** Runs `body(op, out)` on sync step `index` and sends what it emits through the steps after it. */
+  const flushStep = (index: number, body: (op: SyncOp, out: Array<unknown>) => void) =>
+    Effect.gen(function*() {
+      const op = steps[index]!.op as SyncOp
+      const out = yield* attempt(spec.stepNames[index]!, () => {
+        const out: Array<unknown> = []
+        body(op, out)
+        return out
+      })
+      yield* emit(index + 1 < steps.length ? yield* runSteps(index + 1, 0, out) : out)
+    })
 
   const offerChunks = (channel: Channel<Item>, batch: ReadonlyArray<unknown>): Effect.Effect<void> =>
     batch.length <= batchSize
@@ -124,67 +151,155 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
             }
             return parts
           }),
-          (parts) => Effect.forEach(parts, (part, target) => part.length > 0 ? offerChunks(channels[target]!, part) : Effect.void, { discard: true })
+          (parts) =>
+            Effect.forEach(parts, (part, target) => (part.length > 0 ? offerChunks(channels[target]!, part) : Effect.void), {
+              discard: true
+            })
         )
       }
     }
   }
 
+  const write = (sink: { readonly name: string; readonly writer: SinkWriter<unknown> }, batch: ReadonlyArray<unknown>) =>
+    Effect.mapError(sink.writer.write(batch), (cause) => (cause instanceof StageError ? cause : new SinkError({ sink: sink.name, cause })))
+
+  /** Late records the operators put aside: counted, and written to the late-events sink if there is one. */
+  const drainLate = Effect.suspend(() => {
+    let late: Array<unknown> | undefined
+    for (const op of lateOps) {
+      if (op.late!.length === 0) continue
+      counters.lateEvents += op.late!.length
+      if (spec.lateSink) (late ??= []).push(...op.late!)
+      op.late!.length = 0
+    }
+    return late && spec.lateSink ? write(spec.lateSink, late) : Effect.void
+  })
+
   const emit = (batch: ReadonlyArray<unknown>): Effect.Effect<void, unknown, any> => {
-    if (batch.length === 0) return Effect.void
+    if (batch.length === 0) return lateOps.length === 0 ? Effect.void : drainLate
     counters.recordsOut += batch.length
     counters.batchesOut++
-    const toSink = spec.sink
-      ? Effect.mapError(spec.sink.writer.write(batch), (cause) =>
-        cause instanceof StageError ? cause : new SinkError({ sink: spec.sink!.name, cause }))
-      : Effect.void
-    return spec.outputs.length === 0
+    const toSink = spec.sink ? write(spec.sink, batch) : Effect.void
+    const all = spec.outputs.length === 0
       ? toSink
       : Effect.andThen(toSink, Effect.forEach(spec.outputs, (o) => route(o, batch), { discard: true }))
+    return lateOps.length === 0 ? all : Effect.andThen(all, drainLate)
   }
+
+  /** Sends a control item on every output channel, in order with the batches sent before it. */
+  const broadcast = (item: Control) =>
+    Effect.forEach(spec.outputs, (o) => Effect.forEach(o.channels, (c) => (c ? c.offer(item) : Effect.void), { discard: true }), {
+      discard: true
+    })
+
+  /** Passes watermark `time` through the steps after `from` (closing windows) and downstream. */
+  const advance = (from: number, time: number) =>
+    Effect.gen(function*() {
+      if (time <= sentWatermark) return
+      sentWatermark = time
+      counters.watermark = time
+      for (const { op, index } of syncOps) {
+        if (index >= from && op.onWatermark) yield* flushStep(index, (o, out) => o.onWatermark!(time, out))
+      }
+      yield* broadcast(new Watermark(time))
+    })
+
+  const afterBatch = Effect.suspend(() => {
+    if (!generator) return Effect.void
+    const time = generator.op.watermark!()
+    return time > sentWatermark ? advance(generator.index + 1, time) : Effect.void
+  })
 
   const process = (ordinal: number, batch: ReadonlyArray<unknown>) => {
     counters.recordsIn += batch.length
     counters.batchesIn++
-    return steps.length === 0 ? emit(batch) : Effect.flatMap(runSteps(0, ordinal, batch), emit)
+    const run = steps.length === 0 ? emit(batch) : Effect.flatMap(runSteps(0, ordinal, batch), emit)
+    return generator ? Effect.andThen(run, afterBatch) : run
   }
+
+  const tick = Effect.suspend(() => {
+    const now = Date.now()
+    return Effect.forEach(ticking, ({ index }) => flushStep(index, (op, out) => op.onTick!(now, out)), { discard: true })
+  })
 
   /** Flushes each sync step in order; what a step flushes still flows through the steps after it. */
   const complete = Effect.gen(function*() {
-    for (let i = 0; i < steps.length; i++) {
-      const step = steps[i]!
-      if (step._tag === "Sync" && step.op.complete) {
-        const op = step.op
-        const flushed = yield* attempt(spec.stepNames[i]!, () => {
-          const out: Array<unknown> = []
-          op.complete!(out)
-          return out
-        })
-        yield* emit(i + 1 < steps.length ? yield* runSteps(i + 1, 0, flushed) : flushed)
-      }
-    }
+    for (const { op, index } of syncOps) if (op.complete) yield* flushStep(index, (o, out) => o.complete!(out))
     if (spec.sink?.writer.complete) {
       yield* Effect.mapError(spec.sink.writer.complete, (cause) => new SinkError({ sink: spec.sink!.name, cause }))
     }
-    for (const output of spec.outputs) {
-      for (const channel of output.channels) if (channel) yield* channel.offer(DONE)
+    if (spec.lateSink?.writer.complete) {
+      yield* Effect.mapError(spec.lateSink.writer.complete, (cause) => new SinkError({ sink: spec.lateSink!.name, cause }))
     }
+    yield* broadcast(DONE)
   })
 
   const fromSource = (name: string, reader: SourceReader<unknown>) =>
     Effect.gen(function*() {
+      let lastData = Date.now()
+      let idle = false
       while (true) {
         const batch = yield* Effect.mapError(reader.pull, (cause) => new SourceError({ source: name, cause }))
         if (batch === undefined) break
-        if (batch.length === 0) yield* Effect.yieldNow
-        else yield* process(0, batch)
+        if (batch.length > 0) {
+          lastData = Date.now()
+          idle = false
+          yield* process(0, batch)
+          continue
+        }
+        // No data now: after the idle timeout, stop holding back downstream watermarks.
+        if (!idle && spec.idleTimeout !== undefined && Date.now() - lastData >= spec.idleTimeout) {
+          idle = true
+          yield* broadcast(IDLE)
+        }
+        if (tickInterval !== undefined) yield* tick
+        yield* Effect.yieldNow
       }
+    })
+
+  /** The minimum watermark over inputs that still count: not done, not idle. */
+  const coalesce = (): number | undefined => {
+    let min = Infinity
+    let active = 0
+    for (const input of spec.inputs) {
+      if (input.done || input.idle) continue
+      active++
+      if (input.watermark < min) min = input.watermark
+    }
+    return active === 0 ? undefined : min
+  }
+
+  const onControl = (from: Input, item: Control) =>
+    Effect.gen(function*() {
+      switch (item._tag) {
+        case "Watermark":
+          from.watermark = item.time
+          from.idle = false
+          break
+        case "Idle":
+          from.idle = true
+          break
+        case "Done": {
+          from.done = true
+          const ordinal = from.ordinal
+          const first = steps[0]
+          if (first?._tag === "Sync" && first.op.completeInput && spec.inputs.every((i) => i.ordinal !== ordinal || i.done)) {
+            yield* flushStep(0, (op, out) => op.completeInput!(ordinal, out))
+          }
+          break
+        }
+      }
+      if (generator) return
+      const time = coalesce()
+      if (time !== undefined && time !== Infinity) yield* advance(0, time)
+      else if (time === undefined && item._tag === "Idle") yield* broadcast(IDLE)
     })
 
   const fromInputs = Effect.gen(function*() {
     const inputs = spec.inputs
     let open = inputs.length
     let next = 0
+    let lastTick = Date.now()
     while (open > 0) {
       // Only inputs of the lowest pending priority are read (a join's side input first).
       let priority = Infinity
@@ -198,29 +313,23 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         from = input
       }
       next++
+      if (tickInterval !== undefined && Date.now() - lastTick >= tickInterval) {
+        lastTick = Date.now()
+        yield* tick
+      }
       if (item === undefined || from === undefined) {
-        yield* spec.signal.wait
+        yield* tickInterval === undefined
+          ? spec.signal.wait
+          : Effect.raceFirst(spec.signal.wait, Effect.sleep(tickInterval))
         continue
       }
       if (Array.isArray(item)) {
+        from.idle = false
         yield* process(from.ordinal, item)
         continue
       }
-      from.done = true
-      open--
-      const ordinal = from.ordinal
-      if (inputs.every((i) => i.ordinal !== ordinal || i.done)) {
-        const first = steps[0]
-        if (first?._tag === "Sync" && first.op.completeInput) {
-          const op = first.op
-          const out = yield* attempt(spec.stepNames[0]!, () => {
-            const out: Array<unknown> = []
-            op.completeInput!(ordinal, out)
-            return out
-          })
-          yield* emit(steps.length > 1 ? yield* runSteps(1, 0, out) : out)
-        }
-      }
+      if ((item as Control)._tag === "Done") open--
+      yield* onControl(from, item as Control)
     }
   })
 

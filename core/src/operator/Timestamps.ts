@@ -1,0 +1,37 @@
+import { event } from "../pipeline/Event.ts"
+import { eachRecord } from "./failure.ts"
+import type { Operator } from "./Operator.ts"
+
+/**
+ * `withTimestamps`: wraps each record with its event time and derives the
+ * watermark of this instance's input, the highest time seen minus the
+ * allowed lag (an event further behind is late).
+ */
+export class WithTimestamps implements Operator<unknown, unknown> {
+  private top = -Infinity
+  private readonly stage: string
+  private readonly time: (a: any) => number
+  private readonly allowedLag: number
+
+  constructor(stage: string, time: (a: any) => number, allowedLag: number) {
+    this.stage = stage
+    this.time = time
+    this.allowedLag = allowedLag
+  }
+
+  process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
+    const time = this.time
+    let top = this.top
+    eachRecord(this.stage, batch, (r) => {
+      const t = time(r)
+      if (typeof t !== "number" || Number.isNaN(t)) throw new TypeError(`event time must be a number, got ${String(t)}`)
+      if (t > top) top = t
+      out.push(event(t, r))
+    })
+    this.top = top
+  }
+
+  watermark(): number {
+    return this.top - this.allowedLag
+  }
+}

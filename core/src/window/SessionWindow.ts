@@ -1,0 +1,97 @@
+import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import { eachRecord, guarded } from "../operator/failure.ts"
+import { KeyedMap } from "../operator/KeyedMap.ts"
+import type { Operator } from "../operator/Operator.ts"
+import { type Event, event } from "../pipeline/Event.ts"
+import type { SessionWindow, WindowResult } from "./Window.ts"
+
+interface Session {
+  start: number
+  /** Last event time + gap. */
+  end: number
+  acc: unknown
+}
+
+/**
+ * Session windows, per key: an event opens `[t, t + gap)`; sessions that
+ * overlap merge (their accumulators combine), so a session ends `gap` after
+ * its last event. A session is emitted once the watermark passes its end.
+ * Runs in one stage after the partitioned edge: sessions of a key can only be
+ * merged where all its events meet.
+ */
+export class SessionWindowAggregate implements Operator<Event<unknown>, Event<WindowResult<unknown, unknown>>> {
+  private readonly sessions = new KeyedMap<Array<Session>>()
+  private watermarkTime = -Infinity
+  private lastEarly = 0
+  readonly late: Array<unknown> = []
+  readonly tickInterval: number | undefined
+  private readonly stage: string
+  private readonly op: AggregateOp<any, any, any>
+  private readonly key: ((a: any) => unknown) | undefined
+  private readonly gap: number
+
+  constructor(stage: string, op: AggregateOp<any, any, any>, key: ((a: any) => unknown) | undefined, window: SessionWindow) {
+    this.stage = stage
+    this.op = op
+    this.key = key
+    this.gap = window.gap
+    this.tickInterval = window.earlyResultsPeriod
+  }
+
+  process(_ordinal: number, batch: ReadonlyArray<Event<unknown>>): void {
+    const { op, key, gap, sessions } = this
+    eachRecord(this.stage, batch as ReadonlyArray<Event<unknown>>, (e) => {
+      if (e.t < this.watermarkTime) {
+        this.late.push(e.v)
+        return
+      }
+      const k = key === undefined ? undefined : key(e.v)
+      let list = sessions.get(k)
+      if (list === undefined) {
+        list = []
+        sessions.set(k, list)
+      }
+      let merged: Session = { start: e.t, end: e.t + gap, acc: op.accumulate(op.create(), e.v) }
+      // Merge every session this event's interval touches, keeping the list sorted by start.
+      const kept: Array<Session> = []
+      for (const s of list) {
+        if (s.start < merged.end && merged.start < s.end) {
+          merged = { start: Math.min(s.start, merged.start), end: Math.max(s.end, merged.end), acc: op.combine(s.acc, merged.acc) }
+        } else kept.push(s)
+      }
+      let at = kept.findIndex((s) => s.start > merged.start)
+      if (at === -1) at = kept.length
+      kept.splice(at, 0, merged)
+      sessions.set(k, kept)
+    })
+  }
+
+  onWatermark(time: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+    this.watermarkTime = time
+    this.close(time, out)
+  }
+
+  complete(out: Array<Event<WindowResult<unknown, unknown>>>): void {
+    this.close(Infinity, out)
+  }
+
+  onTick(now: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+    if (this.tickInterval === undefined || now - this.lastEarly < this.tickInterval) return
+    this.lastEarly = now
+    for (const [k, list] of this.sessions.entries()) for (const s of list) this.emit(k, s, true, out)
+  }
+
+  private close(time: number, out: Array<Event<WindowResult<unknown, unknown>>>) {
+    for (const [k, list] of this.sessions.entries()) {
+      let closed = 0
+      while (closed < list.length && list[closed]!.end <= time) this.emit(k, list[closed++]!, false, out)
+      if (closed === list.length) this.sessions.delete(k)
+      else if (closed > 0) list.splice(0, closed)
+    }
+  }
+
+  private emit(key: unknown, s: Session, isEarly: boolean, out: Array<Event<WindowResult<unknown, unknown>>>) {
+    const value = guarded(this.stage, s.acc, () => this.op.export(s.acc))
+    out.push(event(s.end, { start: s.start, end: s.end, key, value, isEarly }))
+  }
+}

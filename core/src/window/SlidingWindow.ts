@@ -1,0 +1,255 @@
+import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import { guarded } from "../operator/failure.ts"
+import { KeyedMap } from "../operator/KeyedMap.ts"
+import type { Operator } from "../operator/Operator.ts"
+import { type Event, event } from "../pipeline/Event.ts"
+import type { SlidingWindow, WindowResult } from "./Window.ts"
+
+/** A frame's partial accumulator for one key, as sent over the partitioned edge. */
+export type FramePartial = readonly [key: unknown, frameEnd: number, acc: unknown]
+
+/** The end of the frame (of length `step`) holding time `t`. */
+const frameEndOf = (t: number, step: number) => Math.floor(t / step) * step + step
+
+/** Per frame end, the accumulators of the keys that had events in it. */
+class Frames {
+  readonly byEnd = new Map<number, KeyedMap<unknown>>()
+
+  at(end: number): KeyedMap<unknown> {
+    let frame = this.byEnd.get(end)
+    if (frame === undefined) {
+      frame = new KeyedMap()
+      this.byEnd.set(end, frame)
+    }
+    return frame
+  }
+
+  minEnd(): number | undefined {
+    let min: number | undefined
+    for (const end of this.byEnd.keys()) if (min === undefined || end < min) min = end
+    return min
+  }
+}
+
+/** Accumulates events of `batch` into frames; events behind `watermark` go to `late`. */
+const accumulateEvents = (
+  stage: string,
+  op: AggregateOp<any, any, any>,
+  key: ((a: any) => unknown) | undefined,
+  step: number,
+  frames: Frames,
+  watermark: number,
+  batch: ReadonlyArray<Event<unknown>>,
+  late: Array<unknown>
+) => {
+  let i = 0
+  try {
+    for (; i < batch.length; i++) {
+      const e = batch[i]!
+      if (e.t < watermark) {
+        late.push(e.v)
+        continue
+      }
+      const frame = frames.at(frameEndOf(e.t, step))
+      const k = key === undefined ? undefined : key(e.v)
+      const acc = frame.get(k)
+      const next = op.accumulate(acc === undefined && !frame.has(k) ? op.create() : acc, e.v)
+      if (next !== acc) frame.set(k, next)
+    }
+  } catch (cause) {
+    guarded(stage, batch[i]?.v, () => {
+      throw cause
+    })
+  }
+}
+
+/**
+ * First stage of a two-stage windowed aggregation: accumulates events into
+ * frames locally and, when the watermark passes a frame's end, sends the
+ * frame's per-key accumulators on to be combined per key.
+ */
+export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
+  private readonly frames = new Frames()
+  private watermarkTime = -Infinity
+  readonly late: Array<unknown> = []
+  private readonly stage: string
+  private readonly op: AggregateOp<any, any, any>
+  private readonly key: ((a: any) => unknown) | undefined
+  private readonly step: number
+
+  constructor(stage: string, op: AggregateOp<any, any, any>, key: ((a: any) => unknown) | undefined, window: SlidingWindow) {
+    this.stage = stage
+    this.op = op
+    this.key = key
+    this.step = window.step
+  }
+
+  process(_ordinal: number, batch: ReadonlyArray<Event<unknown>>): void {
+    accumulateEvents(this.stage, this.op, this.key, this.step, this.frames, this.watermarkTime, batch, this.late)
+  }
+
+  onWatermark(time: number, out: Array<FramePartial>): void {
+    this.watermarkTime = time
+    this.flush(time, out)
+  }
+
+  complete(out: Array<FramePartial>): void {
+    this.flush(Infinity, out)
+  }
+
+  private flush(upTo: number, out: Array<FramePartial>) {
+    for (const [end, frame] of this.frames.byEnd) {
+      if (end > upTo) continue
+      for (const [k, acc] of frame.entries()) out.push([k, end, acc])
+      this.frames.byEnd.delete(end)
+    }
+  }
+}
+
+/**
+ * Tumbling and sliding windows. Input is either events (single stage) or the
+ * frame partials of `FrameAccumulate` (second stage). When the watermark
+ * passes a window's end the window is emitted for every key it holds. With a
+ * `deduct`, a running accumulator per key slides: add the newest frame,
+ * emit, deduct the oldest, so a window costs the same whatever `size / step`.
+ */
+export class SlidingWindowAggregate implements Operator<unknown, Event<WindowResult<unknown, unknown>>> {
+  private readonly frames = new Frames()
+  private readonly running = new KeyedMap<{ acc: unknown; frames: number }>()
+  /** End of the next window to emit; windows before it are closed. */
+  private nextEnd: number | undefined = undefined
+  private watermarkTime = -Infinity
+  private lastEarly = 0
+  readonly late: Array<unknown> = []
+  readonly tickInterval: number | undefined
+  private readonly stage: string
+  private readonly op: AggregateOp<any, any, any>
+  private readonly key: ((a: any) => unknown) | undefined
+  private readonly size: number
+  private readonly step: number
+  private readonly fromFrames: boolean
+
+  constructor(
+    stage: string,
+    op: AggregateOp<any, any, any>,
+    key: ((a: any) => unknown) | undefined,
+    window: SlidingWindow,
+    fromFrames: boolean
+  ) {
+    this.stage = stage
+    this.op = op
+    this.key = key
+    this.size = window.size
+    this.step = window.step
+    this.fromFrames = fromFrames
+    this.tickInterval = window.earlyResultsPeriod
+  }
+
+  process(_ordinal: number, batch: ReadonlyArray<unknown>): void {
+    if (!this.fromFrames) {
+      accumulateEvents(this.stage, this.op, this.key, this.step, this.frames, this.watermarkTime, batch as ReadonlyArray<Event<unknown>>, this.late)
+      return
+    }
+    const { op } = this
+    const closed = this.nextEnd === undefined ? -Infinity : this.nextEnd - this.step
+    for (const [k, end, right] of batch as ReadonlyArray<FramePartial>) {
+      // A frame behind a window already emitted (an input that was idle came back late).
+      if (end <= closed) {
+        this.late.push(right)
+        continue
+      }
+      const frame = this.frames.at(end)
+      frame.set(k, frame.has(k) ? guarded(this.stage, right, () => op.combine(frame.get(k), right)) : right)
+    }
+  }
+
+  onWatermark(time: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+    this.watermarkTime = time
+    this.closeUpTo(time, out)
+  }
+
+  complete(out: Array<Event<WindowResult<unknown, unknown>>>): void {
+    this.closeUpTo(Infinity, out)
+  }
+
+  onTick(now: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+    if (this.tickInterval === undefined || now - this.lastEarly < this.tickInterval) return
+    this.lastEarly = now
+    let maxEnd = -Infinity
+    for (const end of this.frames.byEnd.keys()) if (end > maxEnd) maxEnd = end
+    const first = this.nextEnd ?? this.frames.minEnd()
+    if (first === undefined) return
+    for (let end = first; end < maxEnd + this.size; end += this.step) this.emitByCombining(end, true, out)
+  }
+
+  private closeUpTo(time: number, out: Array<Event<WindowResult<unknown, unknown>>>) {
+    const { frames, step, size } = this
+    while (true) {
+      if (this.nextEnd === undefined || (this.running.size === 0 && !this.hasFrameBefore(this.nextEnd + size - step))) {
+        // Nothing open at nextEnd: jump to the first window holding data.
+        const min = frames.minEnd()
+        if (min === undefined) {
+          if (this.nextEnd !== undefined && this.running.size === 0) this.nextEnd = undefined
+          return
+        }
+        if (this.nextEnd === undefined || min > this.nextEnd) this.nextEnd = min
+      }
+      const end = this.nextEnd
+      if (end > time) return
+      if (this.op.deduct) this.slide(end, out)
+      else {
+        this.emitByCombining(end, false, out)
+        frames.byEnd.delete(end - size + step)
+      }
+      this.nextEnd = end + step
+    }
+  }
+
+  private hasFrameBefore(limit: number): boolean {
+    for (const end of this.frames.byEnd.keys()) if (end <= limit) return true
+    return false
+  }
+
+  /** Adds the newest frame to the running accumulators, emits them, deducts the oldest frame. */
+  private slide(end: number, out: Array<Event<WindowResult<unknown, unknown>>>) {
+    const { op, running, frames, size, step } = this
+    const newest = frames.byEnd.get(end)
+    if (newest) {
+      for (const [k, acc] of newest.entries()) {
+        const r = running.get(k)
+        if (r === undefined) running.set(k, { acc: op.combine(op.create(), acc), frames: 1 })
+        else {
+          r.acc = op.combine(r.acc, acc)
+          r.frames++
+        }
+      }
+    }
+    for (const [k, r] of running.entries()) this.emit(end, k, r.acc, false, out)
+    const oldestEnd = end - size + step
+    const oldest = frames.byEnd.get(oldestEnd)
+    if (!oldest) return
+    frames.byEnd.delete(oldestEnd)
+    for (const [k, acc] of oldest.entries()) {
+      const r = running.get(k)!
+      if (--r.frames === 0) running.delete(k)
+      else r.acc = op.deduct!(r.acc, acc)
+    }
+  }
+
+  /** Combines the frames of window `end` per key and emits the results. */
+  private emitByCombining(end: number, isEarly: boolean, out: Array<Event<WindowResult<unknown, unknown>>>) {
+    const { op, frames, size, step } = this
+    const accs = new KeyedMap<unknown>()
+    for (let frameEnd = end - size + step; frameEnd <= end; frameEnd += step) {
+      const frame = frames.byEnd.get(frameEnd)
+      if (!frame) continue
+      for (const [k, acc] of frame.entries()) accs.set(k, op.combine(accs.has(k) ? accs.get(k) : op.create(), acc))
+    }
+    for (const [k, acc] of accs.entries()) this.emit(end, k, acc, isEarly, out)
+  }
+
+  private emit(end: number, key: unknown, acc: unknown, isEarly: boolean, out: Array<Event<WindowResult<unknown, unknown>>>) {
+    const value = guarded(this.stage, acc, () => this.op.export(acc))
+    out.push(event(end, { start: end - this.size, end, key, value, isEarly }))
+  }
+}
