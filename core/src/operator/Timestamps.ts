@@ -5,10 +5,12 @@ import type { Operator } from "./Operator.ts"
 /**
  * `withTimestamps`: wraps each record with its event time and derives the
  * watermark of this instance's input, the highest time seen minus the
- * allowed lag (an event further behind is late).
+ * allowed lag. An event further behind than that, record by record, is late:
+ * it is put aside (counted, or sent to a window's late-events sink).
  */
 export class WithTimestamps implements Operator<unknown, unknown> {
   private top = -Infinity
+  readonly late: Array<unknown> = []
   private readonly stage: string
   private readonly time: (a: any) => number
   private readonly allowedLag: number
@@ -20,13 +22,16 @@ export class WithTimestamps implements Operator<unknown, unknown> {
   }
 
   process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
-    const time = this.time
+    const { time, allowedLag, late } = this
     let top = this.top
     eachRecord(this.stage, batch, (r) => {
       const t = time(r)
       if (typeof t !== "number" || Number.isNaN(t)) throw new TypeError(`event time must be a number, got ${String(t)}`)
-      if (t > top) top = t
-      out.push(event(t, r))
+      if (t < top - allowedLag) late.push(r)
+      else {
+        if (t > top) top = t
+        out.push(event(t, r))
+      }
     })
     this.top = top
   }

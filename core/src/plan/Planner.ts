@@ -183,6 +183,10 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     if (!timed(node.input)) {
       throw new PlanError({ reason: `stage "${name}": a window needs event times; add Stage.withTimestamps before it` })
     }
+    // Events late at their timestamp stage go to the window's late sink too.
+    let upstream: Node = node.input
+    while (upstream.kind !== "timestamps" && "input" in upstream) upstream = upstream.input
+    if (upstream.kind === "timestamps") lower(upstream).lateSink ??= lateSink
     let w: Builder
     if (window._tag === "Sliding" && window.earlyResultsPeriod === undefined) {
       // Two stages: frames accumulate where the events are, only frame partials cross the edge.

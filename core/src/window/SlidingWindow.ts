@@ -185,16 +185,14 @@ export class SlidingWindowAggregate implements Operator<unknown, Event<WindowRes
   private closeUpTo(time: number, out: Array<Event<WindowResult<unknown, unknown>>>) {
     const { frames, step, size } = this
     while (true) {
-      if (this.nextEnd === undefined || (this.running.size === 0 && !this.hasFrameBefore(this.nextEnd + size - step))) {
-        // Nothing open at nextEnd: jump to the first window holding data.
+      let end = this.nextEnd
+      if (end === undefined || (this.running.size === 0 && !this.hasFrameBefore(end + size - step))) {
+        // Nothing open at `end`: the next window to emit is the first holding data. Only
+        // committed once emitted, as a frame with an earlier end may still come before `time`.
         const min = frames.minEnd()
-        if (min === undefined) {
-          if (this.nextEnd !== undefined && this.running.size === 0) this.nextEnd = undefined
-          return
-        }
-        if (this.nextEnd === undefined || min > this.nextEnd) this.nextEnd = min
+        if (min === undefined) return
+        end = end === undefined ? min : Math.max(end, min)
       }
-      const end = this.nextEnd
       if (end > time) return
       if (this.op.deduct) this.slide(end, out)
       else {
