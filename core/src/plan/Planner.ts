@@ -68,6 +68,9 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   }
   pipeline.sinks.forEach(visit)
   const nameOf = (node: Node) => names.get(node)!
+  // Nodes read by something other than a sink: their window results must keep their event time.
+  const readByStage = new Set<Node>()
+  for (const node of names.keys()) if (node.kind !== "sink") for (const input of inputsOf(node)) readByStage.add(input)
 
   const vertices: Array<Builder> = []
   const edges: Array<Edge> = []
@@ -147,11 +150,13 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       case "merge":
         return node.inputs.every(timed)
       case "aggregate":
-        return node.window !== undefined
+        return node.window !== undefined && timedOutput(node)
       default:
         return false
     }
   }
+  /** Window results travel as events only when a stage (not just sinks) reads them. */
+  const timedOutput = (node: Node) => readByStage.has(node)
   /** A stateless stage joins the pending chain of `v`; a chain is all timed or all bare. */
   const addTransform = (v: Builder, isTimedInput: boolean, stage: PlannedTransform) => {
     if (v.pending.length > 0 && v.pendingTimed !== isTimedInput) flush(v)
@@ -188,20 +193,22 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     while (upstream.kind !== "timestamps" && "input" in upstream) upstream = upstream.input
     if (upstream.kind === "timestamps") lower(upstream).lateSink ??= lateSink
     let w: Builder
-    if (window._tag === "Sliding" && window.earlyResultsPeriod === undefined) {
+    const upstream0 = lower(node.input)
+    const timedOut = timedOutput(node)
+    if (window._tag === "Sliding" && window.earlyResultsPeriod === undefined && upstream0.parallelism > 1) {
       // Two stages: frames accumulate where the events are, only frame partials cross the edge.
       const v = fuseTarget(node.input)
       addOp(v, name, () => new FrameAccumulate(name, op, key, window))
       v.lateSink ??= lateSink
       w = behindKey(v, node, key === undefined ? undefined : byEntryKey)
-      addOp(w, name, () => new SlidingWindowAggregate(name, op, key, window, true))
+      addOp(w, name, () => new SlidingWindowAggregate(name, op, key, window, true, timedOut))
     } else {
       // Sessions merge per key, and early results need every event: one stage after the edge.
       w = behindKey(lower(node.input), node, key && keyOn(node.input, key))
       addOp(w, name, () =>
         window._tag === "Session"
-          ? new SessionWindowAggregate(name, op, key, window)
-          : new SlidingWindowAggregate(name, op, key, window, false))
+          ? new SessionWindowAggregate(name, op, key, window, timedOut)
+          : new SlidingWindowAggregate(name, op, key, window, false, timedOut))
     }
     w.lateSink = lateSink
     return w

@@ -210,10 +210,28 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     return time > sentWatermark ? advance(generator.index + 1, time) : Effect.void
   })
 
-  const process = (ordinal: number, batch: ReadonlyArray<unknown>) => {
+  const toStageError = (cause: unknown) =>
+    cause instanceof StageError ? cause : new StageError({ stage: spec.vertex, record: undefined, cause })
+
+  /**
+   * One input batch through the steps and out. The all-synchronous case runs
+   * as plain code and builds no effect unless there is output to send: this is
+   * the per-batch overhead of every tasklet.
+   */
+  const process = (ordinal: number, batch: ReadonlyArray<unknown>): Effect.Effect<void, unknown, any> => {
     counters.recordsIn += batch.length
     counters.batchesIn++
-    const run = steps.length === 0 ? emit(batch) : Effect.flatMap(runSteps(0, ordinal, batch), emit)
+    let out: ReadonlyArray<unknown>
+    if (!allSync) out = batch
+    else {
+      try {
+        out = runSync(0, ordinal, batch)
+      } catch (cause) {
+        return Effect.fail(toStageError(cause))
+      }
+      if (out.length === 0 && lateOps.length === 0 && !generator) return Effect.void
+    }
+    const run = allSync ? emit(out) : Effect.flatMap(runSteps(0, ordinal, batch), emit)
     return generator ? Effect.andThen(run, afterBatch) : run
   }
 
@@ -238,8 +256,9 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     Effect.gen(function*() {
       let lastData = Date.now()
       let idle = false
+      const pull = Effect.mapError(reader.pull, (cause) => new SourceError({ source: name, cause }))
       while (true) {
-        const batch = yield* Effect.mapError(reader.pull, (cause) => new SourceError({ source: name, cause }))
+        const batch = yield* pull
         if (batch === undefined) break
         if (batch.length > 0) {
           lastData = Date.now()

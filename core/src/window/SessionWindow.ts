@@ -19,7 +19,7 @@ interface Session {
  * Runs in one stage after the partitioned edge: sessions of a key can only be
  * merged where all its events meet.
  */
-export class SessionWindowAggregate implements Operator<Event<unknown>, Event<WindowResult<unknown, unknown>>> {
+export class SessionWindowAggregate implements Operator<Event<unknown>, unknown> {
   private readonly sessions = new KeyedMap<Array<Session>>()
   private watermarkTime = -Infinity
   private lastEarly = 0
@@ -30,7 +30,17 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, Event<Wi
   private readonly key: ((a: any) => unknown) | undefined
   private readonly gap: number
 
-  constructor(stage: string, op: AggregateOp<any, any, any>, key: ((a: any) => unknown) | undefined, window: SessionWindow) {
+  /** Results go on as `{ t: end, v }` events, or bare when only sinks read them. */
+  private readonly timedOutput: boolean
+
+  constructor(
+    stage: string,
+    op: AggregateOp<any, any, any>,
+    key: ((a: any) => unknown) | undefined,
+    window: SessionWindow,
+    timedOutput: boolean
+  ) {
+    this.timedOutput = timedOutput
     this.stage = stage
     this.op = op
     this.key = key
@@ -66,22 +76,22 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, Event<Wi
     })
   }
 
-  onWatermark(time: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+  onWatermark(time: number, out: Array<unknown>): void {
     this.watermarkTime = time
     this.close(time, out)
   }
 
-  complete(out: Array<Event<WindowResult<unknown, unknown>>>): void {
+  complete(out: Array<unknown>): void {
     this.close(Infinity, out)
   }
 
-  onTick(now: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+  onTick(now: number, out: Array<unknown>): void {
     if (this.tickInterval === undefined || now - this.lastEarly < this.tickInterval) return
     this.lastEarly = now
     for (const [k, list] of this.sessions.entries()) for (const s of list) this.emit(k, s, true, out)
   }
 
-  private close(time: number, out: Array<Event<WindowResult<unknown, unknown>>>) {
+  private close(time: number, out: Array<unknown>) {
     for (const [k, list] of this.sessions.entries()) {
       let closed = 0
       while (closed < list.length && list[closed]!.end <= time) this.emit(k, list[closed++]!, false, out)
@@ -90,8 +100,9 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, Event<Wi
     }
   }
 
-  private emit(key: unknown, s: Session, isEarly: boolean, out: Array<Event<WindowResult<unknown, unknown>>>) {
+  private emit(key: unknown, s: Session, isEarly: boolean, out: Array<unknown>) {
     const value = guarded(this.stage, s.acc, () => this.op.export(s.acc))
-    out.push(event(s.end, { start: s.start, end: s.end, key, value, isEarly }))
+    const result: WindowResult<unknown, unknown> = { start: s.start, end: s.end, key, value, isEarly }
+    out.push(this.timedOutput ? event(s.end, result) : result)
   }
 }

@@ -100,7 +100,7 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
   private flush(upTo: number, out: Array<FramePartial>) {
     for (const [end, frame] of this.frames.byEnd) {
       if (end > upTo) continue
-      for (const [k, acc] of frame.entries()) out.push([k, end, acc])
+      frame.forEach((acc, k) => out.push([k, end, acc]))
       this.frames.byEnd.delete(end)
     }
   }
@@ -113,7 +113,7 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
  * `deduct`, a running accumulator per key slides: add the newest frame,
  * emit, deduct the oldest, so a window costs the same whatever `size / step`.
  */
-export class SlidingWindowAggregate implements Operator<unknown, Event<WindowResult<unknown, unknown>>> {
+export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   private readonly frames = new Frames()
   private readonly running = new KeyedMap<{ acc: unknown; frames: number }>()
   /** End of the next window to emit; windows before it are closed. */
@@ -128,14 +128,18 @@ export class SlidingWindowAggregate implements Operator<unknown, Event<WindowRes
   private readonly size: number
   private readonly step: number
   private readonly fromFrames: boolean
+  /** Results go on as `{ t: end, v }` events, or bare when only sinks read them. */
+  private readonly timedOutput: boolean
 
   constructor(
     stage: string,
     op: AggregateOp<any, any, any>,
     key: ((a: any) => unknown) | undefined,
     window: SlidingWindow,
-    fromFrames: boolean
+    fromFrames: boolean,
+    timedOutput: boolean
   ) {
+    this.timedOutput = timedOutput
     this.stage = stage
     this.op = op
     this.key = key
@@ -163,16 +167,16 @@ export class SlidingWindowAggregate implements Operator<unknown, Event<WindowRes
     }
   }
 
-  onWatermark(time: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+  onWatermark(time: number, out: Array<unknown>): void {
     this.watermarkTime = time
     this.closeUpTo(time, out)
   }
 
-  complete(out: Array<Event<WindowResult<unknown, unknown>>>): void {
+  complete(out: Array<unknown>): void {
     this.closeUpTo(Infinity, out)
   }
 
-  onTick(now: number, out: Array<Event<WindowResult<unknown, unknown>>>): void {
+  onTick(now: number, out: Array<unknown>): void {
     if (this.tickInterval === undefined || now - this.lastEarly < this.tickInterval) return
     this.lastEarly = now
     let maxEnd = -Infinity
@@ -182,7 +186,7 @@ export class SlidingWindowAggregate implements Operator<unknown, Event<WindowRes
     for (let end = first; end < maxEnd + this.size; end += this.step) this.emitByCombining(end, true, out)
   }
 
-  private closeUpTo(time: number, out: Array<Event<WindowResult<unknown, unknown>>>) {
+  private closeUpTo(time: number, out: Array<unknown>) {
     const { frames, step, size } = this
     while (true) {
       let end = this.nextEnd
@@ -209,33 +213,31 @@ export class SlidingWindowAggregate implements Operator<unknown, Event<WindowRes
   }
 
   /** Adds the newest frame to the running accumulators, emits them, deducts the oldest frame. */
-  private slide(end: number, out: Array<Event<WindowResult<unknown, unknown>>>) {
+  private slide(end: number, out: Array<unknown>) {
     const { op, running, frames, size, step } = this
     const newest = frames.byEnd.get(end)
-    if (newest) {
-      for (const [k, acc] of newest.entries()) {
-        const r = running.get(k)
-        if (r === undefined) running.set(k, { acc: op.combine(op.create(), acc), frames: 1 })
-        else {
-          r.acc = op.combine(r.acc, acc)
-          r.frames++
-        }
+    newest?.forEach((acc, k) => {
+      const r = running.get(k)
+      if (r === undefined) running.set(k, { acc: op.combine(op.create(), acc), frames: 1 })
+      else {
+        r.acc = op.combine(r.acc, acc)
+        r.frames++
       }
-    }
-    for (const [k, r] of running.entries()) this.emit(end, k, r.acc, false, out)
+    })
+    running.forEach((r, k) => this.emit(end, k, r.acc, false, out))
     const oldestEnd = end - size + step
     const oldest = frames.byEnd.get(oldestEnd)
     if (!oldest) return
     frames.byEnd.delete(oldestEnd)
-    for (const [k, acc] of oldest.entries()) {
+    oldest.forEach((acc, k) => {
       const r = running.get(k)!
       if (--r.frames === 0) running.delete(k)
       else r.acc = op.deduct!(r.acc, acc)
-    }
+    })
   }
 
   /** Combines the frames of window `end` per key and emits the results. */
-  private emitByCombining(end: number, isEarly: boolean, out: Array<Event<WindowResult<unknown, unknown>>>) {
+  private emitByCombining(end: number, isEarly: boolean, out: Array<unknown>) {
     const { op, frames, size, step } = this
     const accs = new KeyedMap<unknown>()
     for (let frameEnd = end - size + step; frameEnd <= end; frameEnd += step) {
@@ -246,8 +248,9 @@ export class SlidingWindowAggregate implements Operator<unknown, Event<WindowRes
     for (const [k, acc] of accs.entries()) this.emit(end, k, acc, isEarly, out)
   }
 
-  private emit(end: number, key: unknown, acc: unknown, isEarly: boolean, out: Array<Event<WindowResult<unknown, unknown>>>) {
+  private emit(end: number, key: unknown, acc: unknown, isEarly: boolean, out: Array<unknown>) {
     const value = guarded(this.stage, acc, () => this.op.export(acc))
-    out.push(event(end, { start: end - this.size, end, key, value, isEarly }))
+    const result: WindowResult<unknown, unknown> = { start: end - this.size, end, key, value, isEarly }
+    out.push(this.timedOutput ? event(end, result) : result)
   }
 }
