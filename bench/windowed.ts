@@ -1,0 +1,89 @@
+/**
+ * Jet's headline streaming setup: a 10 s window sliding by 20 ms, counting
+ * events per key over 10k keys. Throughput is measured on an unbounded source
+ * in steady state; latency at half that rate, from the moment a window should
+ * close (its end + the allowed lag) to the moment its result is emitted.
+ */
+import { Effect } from "effect"
+import { Aggregate, Pipeline, Sink, Sources, Stage, Tributary, Window } from "../core/src/index.ts"
+import { type Benchmark, percentile } from "./harness.ts"
+
+const KEYS = 10_000
+const LAG = 5
+
+interface Ev {
+  readonly key: number
+  readonly t: number
+}
+
+const job = (source: ReturnType<typeof Sources.generator<Ev>>, sink: Sink.Sink<Stage.WindowResult<number, number>>) =>
+  Pipeline.from(source).pipe(
+    Stage.withTimestamps((e) => e.t, { allowedLag: LAG }),
+    Stage.groupingKey((e) => e.key),
+    Stage.window(Window.sliding("10 seconds", "20 millis")),
+    Stage.aggregate(Aggregate.counting()),
+    Stage.writeTo(sink)
+  )
+
+/** Events/s of the source over `seconds`, after a warm-up, with event time advancing 1 ms per 1000 events. */
+const throughput = (seconds: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const discard = Sink.make<unknown>({ name: "discard", open: () => Effect.succeed({ write: () => Effect.void }) })
+    const running = yield* Tributary.submit(job(Sources.generator({ make: (seq) => ({ key: seq % KEYS, t: seq / 1000 }) }), discard))
+    const read = Effect.map(running.metrics, (m) => m.instances.filter((i) => i.vertex.startsWith("generator")).reduce((n, i) => n + i.recordsIn, 0))
+    yield* Effect.sleep("2 seconds")
+    const before = yield* read
+    const start = performance.now()
+    yield* Effect.sleep(`${seconds} seconds`)
+    const events = (yield* read) - before
+    const rate = events / ((performance.now() - start) / 1000)
+    yield* running.cancel
+    return rate
+  }))
+
+/** Latency percentiles of window results at a fixed rate, event time = the time an event is due. */
+const latency = (rate: number, seconds: number) =>
+  Effect.scoped(Effect.gen(function*() {
+    const samples: Array<number> = []
+    let measuring = false
+    const record = Sink.make<Stage.WindowResult<number, number>>({
+      name: "latency",
+      open: () =>
+        Effect.succeed({
+          write: (batch) =>
+            Effect.sync(() => {
+              if (!measuring) return
+              const now = Date.now()
+              for (const r of batch) samples.push(now - (r.end + LAG))
+            })
+        })
+    })
+    const start = Date.now()
+    const running = yield* Tributary.submit(job(Sources.generator({ make: (seq) => ({ key: seq % KEYS, t: start + (seq * 1000) / rate }), itemsPerSecond: rate }), record))
+    yield* Effect.sleep("3 seconds")
+    measuring = true
+    yield* Effect.sleep(`${seconds} seconds`)
+    yield* running.cancel
+    samples.sort((a, b) => a - b)
+    return { p50: percentile(samples, 50), p99: percentile(samples, 99), p999: percentile(samples, 99.9), results: samples.length }
+  }))
+
+export const windowed: Benchmark = {
+  name: "windowed",
+  description: "sliding window 10 s / 20 ms, count per key, 10k keys",
+  run: async () => {
+    const rate = await Effect.runPromise(throughput(8))
+    const half = Math.round(rate / 2 / 1000) * 1000
+    const lat = await Effect.runPromise(latency(half, 8))
+    return [
+      { benchmark: "windowed", variant: "Tributary, max rate", unit: "events/s", value: rate },
+      {
+        benchmark: "windowed",
+        variant: `Tributary, latency at ${half} events/s`,
+        unit: "ms p99",
+        value: lat.p99,
+        details: { p50: lat.p50, "p99.9": lat.p999, results: lat.results }
+      }
+    ]
+  }
+}
