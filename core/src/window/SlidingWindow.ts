@@ -116,6 +116,8 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
 export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   private readonly frames = new Frames()
   private readonly running = new KeyedMap<{ acc: unknown; frames: number }>()
+  /** Frames already added to `running`, waiting to be deducted when they leave the window. */
+  private readonly applied = new Map<number, { readonly keys: Array<unknown>; readonly accs: Array<unknown> }>()
   /** End of the next window to emit; windows before it are closed. */
   private nextEnd: number | undefined = undefined
   private watermarkTime = -Infinity
@@ -214,36 +216,47 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
 
   /** Adds the newest frame to the running accumulators, emits them, deducts the oldest frame. */
   private slide(end: number, out: Array<unknown>) {
-    const { op, running, frames, size, step } = this
+    const { op, running, frames, applied, size, step } = this
     const newest = frames.byEnd.get(end)
-    newest?.forEach((acc, k) => {
-      const r = running.get(k)
-      if (r === undefined) running.set(k, { acc: op.combine(op.create(), acc), frames: 1 })
-      else {
-        r.acc = op.combine(r.acc, acc)
-        r.frames++
-      }
-    })
+    if (newest) {
+      // Kept only to be deducted later, as flat arrays: far less for the GC to trace than a Map.
+      const keys: Array<unknown> = []
+      const accs: Array<unknown> = []
+      newest.forEach((acc, k) => {
+        keys.push(k)
+        accs.push(acc)
+        const r = running.get(k)
+        if (r === undefined) running.set(k, { acc: op.combine(op.create(), acc), frames: 1 })
+        else {
+          r.acc = op.combine(r.acc, acc)
+          r.frames++
+        }
+      })
+      frames.byEnd.delete(end)
+      applied.set(end, { keys, accs })
+    }
     running.forEach((r, k) => this.emit(end, k, r.acc, false, out))
     const oldestEnd = end - size + step
-    const oldest = frames.byEnd.get(oldestEnd)
+    const oldest = applied.get(oldestEnd)
     if (!oldest) return
-    frames.byEnd.delete(oldestEnd)
-    oldest.forEach((acc, k) => {
-      const r = running.get(k)!
-      if (--r.frames === 0) running.delete(k)
-      else r.acc = op.deduct!(r.acc, acc)
-    })
+    applied.delete(oldestEnd)
+    const { keys, accs } = oldest
+    for (let i = 0; i < keys.length; i++) {
+      const r = running.get(keys[i])!
+      if (--r.frames === 0) running.delete(keys[i])
+      else r.acc = op.deduct!(r.acc, accs[i])
+    }
   }
 
   /** Combines the frames of window `end` per key and emits the results. */
   private emitByCombining(end: number, isEarly: boolean, out: Array<unknown>) {
     const { op, frames, size, step } = this
     const accs = new KeyedMap<unknown>()
+    const add = (acc: unknown, k: unknown) => accs.set(k, op.combine(accs.has(k) ? accs.get(k) : op.create(), acc))
     for (let frameEnd = end - size + step; frameEnd <= end; frameEnd += step) {
-      const frame = frames.byEnd.get(frameEnd)
-      if (!frame) continue
-      for (const [k, acc] of frame.entries()) accs.set(k, op.combine(accs.has(k) ? accs.get(k) : op.create(), acc))
+      frames.byEnd.get(frameEnd)?.forEach(add)
+      const flat = this.applied.get(frameEnd)
+      if (flat) for (let i = 0; i < flat.keys.length; i++) add(flat.accs[i], flat.keys[i])
     }
     for (const [k, acc] of accs.entries()) this.emit(end, k, acc, isEarly, out)
   }
