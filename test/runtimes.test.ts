@@ -32,6 +32,7 @@ const runOnDenoWithNpmSpecifiers = () => {
       "effect": "npm:effect@^4.1.0",
       "effect/": "npm:/effect@^4.1.0/",
       "@effect/platform-node": "npm:@effect/platform-node@^4.1.0",
+      "msgpackr": "npm:msgpackr@^2.1.4",
       "@tributary/core": path.join(root, "core", "src", "index.ts")
     }
   }))

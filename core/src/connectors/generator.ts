@@ -22,14 +22,16 @@ export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
   Source.make({
     name: options.name ?? "generator",
     eventTime: options.eventTime,
-    open: ({ batchSize, instance, instances }) =>
+    open: ({ batchSize, instance, instances, restoredPosition }) =>
       Effect.sync(() => {
         const { make, count = Infinity, itemsPerSecond } = options
         const rate = itemsPerSecond === undefined ? undefined : itemsPerSecond / instances
-        let seq = instance
+        // Replayable: the position is the next sequence number.
+        let seq = typeof restoredPosition === "number" ? restoredPosition : instance
         let emitted = 0
         const started = Date.now()
         return {
+          position: () => seq,
           pull: Effect.suspend(() => {
             if (seq >= count) return Effect.succeed(undefined)
             let due = batchSize

@@ -1,10 +1,13 @@
-import { Cause, Effect, Exit, Fiber, type Scope } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, type Scope } from "effect"
 import { JobCancelledError, type JobError, PlanError } from "../errors.ts"
 import { plan } from "../plan/Planner.ts"
 import { DEFAULT_PARTITION_COUNT } from "../plan/partition.ts"
 import type { Pipeline } from "../pipeline/Pipeline.ts"
 import { deploy } from "../runtime/Execution.ts"
 import type { JobMetrics } from "../runtime/Metrics.ts"
+import { Coordinator, type Guarantee } from "../snapshot/Coordinator.ts"
+import type { Snapshot } from "../snapshot/Snapshot.ts"
+import * as SnapshotStore from "../snapshot/SnapshotStore.ts"
 
 export interface JobOptions {
   /** Shown in errors and metrics. */
@@ -17,9 +20,21 @@ export interface JobOptions {
   readonly queueCapacity?: number | undefined
   /** Partitions of keyed state (default 271). */
   readonly partitionCount?: number | undefined
+  /**
+   * `none` (default): a failure fails the job. `at-least-once` / `exactly-once`:
+   * snapshots are taken every `snapshotInterval` and a failed job restarts from
+   * the last complete one, replaying its sources from there.
+   */
+  readonly processingGuarantee?: Guarantee | undefined
+  /** Time between snapshots (default 10 seconds). */
+  readonly snapshotInterval?: Duration.Input | undefined
+  /** Where snapshots are kept (default: in memory). */
+  readonly snapshotStore?: SnapshotStore.SnapshotStore | undefined
+  /** Restarts after failures before the job fails for good (default 10). */
+  readonly maxRestarts?: number | undefined
 }
 
-export type JobStatus = "running" | "completed" | "failed" | "cancelled"
+export type JobStatus = "running" | "restarting" | "completed" | "failed" | "cancelled"
 
 /** A handle on a submitted job. */
 export interface Job {
@@ -52,21 +67,48 @@ export const submit = <R>(
   Effect.gen(function*() {
     const id = `job-${++jobCounter}`
     const name = options.name ?? id
-    const execution = yield* Effect.try({
+    const guarantee = options.processingGuarantee ?? "none"
+    const store = options.snapshotStore ?? SnapshotStore.memory()
+    const { dag, executionOptions } = yield* Effect.try({
       try: () => {
         const dag = plan(pipeline, {
           parallelism: positive("parallelism", options.parallelism, 1),
           partitionCount: positive("partitionCount", options.partitionCount, DEFAULT_PARTITION_COUNT)
         })
-        return deploy(dag, {
-          batchSize: positive("batchSize", options.batchSize, 1024),
-          queueCapacity: positive("queueCapacity", options.queueCapacity, 4)
-        })
+        return {
+          dag,
+          executionOptions: {
+            batchSize: positive("batchSize", options.batchSize, 1024),
+            queueCapacity: positive("queueCapacity", options.queueCapacity, 4),
+            snapshotInterval: positive("snapshotInterval", Duration.toMillis(options.snapshotInterval ?? "10 seconds"), 1)
+          }
+        }
       },
       catch: (e) => (e instanceof PlanError ? e : new PlanError({ reason: String(e) }))
     })
+    const maxRestarts = options.maxRestarts ?? 10
+    const tasklets = dag.vertices.reduce((n, v) => n + v.parallelism, 0)
+    let restarts = 0
+    let current = deploy(dag, { ...executionOptions, coordinator: undefined, restored: undefined })
+    /** One execution, from `restored` (or the start); a failure restarts from the last complete snapshot. */
+    const execute = (restored: Snapshot | undefined): Effect.Effect<void, unknown, any> =>
+      Effect.suspend(() => {
+        const coordinator = guarantee === "none"
+          ? undefined
+          : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0)
+        current = deploy(dag, { ...executionOptions, coordinator, restored })
+        return Effect.catchCause(Effect.scoped(current.run), (cause) => {
+          if (guarantee === "none" || Cause.hasInterruptsOnly(cause) || restarts >= maxRestarts) return Effect.failCause(cause)
+          restarts++
+          status = "restarting"
+          return Effect.flatMap(store.latest(name), (snapshot) => {
+            status = "running"
+            return execute(snapshot)
+          })
+        })
+      })
     let status: JobStatus = "running"
-    const fiber = yield* execution.run.pipe(
+    const fiber = yield* execute(undefined).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() => {
           status = Exit.isSuccess(exit) ? "completed" : Cause.hasInterruptsOnly(exit.cause) ? "cancelled" : "failed"
@@ -78,7 +120,7 @@ export const submit = <R>(
       id,
       name,
       status: Effect.sync(() => status),
-      metrics: Effect.sync(() => ({ instances: execution.metrics() })),
+      metrics: Effect.sync(() => ({ instances: current.metrics(), restarts })),
       cancel: Fiber.interrupt(fiber),
       join: Effect.flatMap(Fiber.await(fiber), (exit) =>
         Exit.isSuccess(exit)

@@ -3,7 +3,13 @@ import { StageError } from "../errors.ts"
 import { event } from "../pipeline/Event.ts"
 import { eachRecord, guarded } from "./failure.ts"
 import { KeyedMap } from "./KeyedMap.ts"
-import type { Operator } from "./Operator.ts"
+import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
+
+/** Keyed state as snapshot entries, and back. */
+export const saveKeyed = <V>(map: KeyedMap<V>, state: StateWriter) => map.forEach((v, k) => state.keyed(k, v))
+export const restoreKeyed = <V>(map: KeyedMap<V>, { keyed }: RestoredState) => {
+  for (const [k, v] of keyed) map.set(k, v as V)
+}
 
 /** What the first stage of an aggregation sends over the partitioned edge. */
 export type Partial = readonly [key: unknown, acc: unknown]
@@ -57,6 +63,18 @@ export class Accumulate implements Operator<unknown, Partial | unknown> {
     else for (const entry of this.accs.entries()) out.push(entry)
     this.accs.clear()
   }
+
+  saveState(state: StateWriter): void {
+    if (this.key === undefined) state.local(this.acc)
+    else saveKeyed(this.accs, state)
+  }
+
+  restoreState(state: RestoredState): void {
+    const { op, accs } = this
+    if (this.key === undefined) for (const acc of state.local) this.acc = op.combine(this.acc, acc)
+    // Local pre-aggregation: one key's accumulators may come from several old instances.
+    else for (const [k, acc] of state.keyed) accs.set(k, accs.has(k) ? op.combine(accs.get(k), acc) : acc)
+  }
 }
 
 /**
@@ -103,6 +121,16 @@ export class Combine implements Operator<unknown, unknown> {
     }
     this.accs.clear()
   }
+
+  saveState(state: StateWriter): void {
+    if (!this.keyed) state.local(this.acc)
+    else saveKeyed(this.accs, state)
+  }
+
+  restoreState(state: RestoredState): void {
+    if (!this.keyed) for (const acc of state.local) this.acc = this.op.combine(this.acc, acc)
+    else restoreKeyed(this.accs, state)
+  }
 }
 
 /**
@@ -134,6 +162,14 @@ export class RollingAggregate implements Operator<unknown, unknown> {
       const result = key === undefined ? value : { key: k, value }
       out.push(timed ? event((input as { t: number }).t, result) : result)
     })
+  }
+
+  saveState(state: StateWriter): void {
+    saveKeyed(this.accs, state)
+  }
+
+  restoreState(state: RestoredState): void {
+    restoreKeyed(this.accs, state)
   }
 }
 
@@ -173,5 +209,13 @@ export class CoGroupCombine implements Operator<Partial, unknown> {
       out.push({ key, value: labels ? Object.fromEntries(labels.map((l, i) => [l, values[i]])) : values })
     }
     this.accs.clear()
+  }
+
+  saveState(state: StateWriter): void {
+    saveKeyed(this.accs, state)
+  }
+
+  restoreState(state: RestoredState): void {
+    restoreKeyed(this.accs, state)
   }
 }

@@ -1,6 +1,6 @@
 import { eachRecord } from "./failure.ts"
 import { KeyedMap } from "./KeyedMap.ts"
-import type { Operator } from "./Operator.ts"
+import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
 
 /** Input ordinals of a hash join. */
 export const MAIN = 0
@@ -44,5 +44,15 @@ export class HashJoin implements Operator<unknown, unknown> {
       if (matches) for (const b of matches) out.push(fn(a, b))
       else if (!this.inner) out.push(fn(a, undefined))
     })
+  }
+
+  /** The side table is per instance (each holds all of it): saved whole, as local state. */
+  saveState(state: StateWriter): void {
+    state.local([...this.table.entries()])
+  }
+
+  restoreState({ local }: RestoredState): void {
+    const [entries] = local as Array<Array<[unknown, Array<unknown>]>>
+    for (const [k, matches] of entries ?? []) this.table.set(k, matches)
   }
 }

@@ -28,6 +28,24 @@ export interface Operator<in I, out O> {
   watermark?(): number
   /** Records that arrived behind the watermark and were not used; counted, or sent to a side output. */
   readonly late?: Array<unknown> | undefined
+  /**
+   * On a snapshot barrier: write the state. Keyed entries are re-partitioned
+   * on restore (a key goes to the instance owning its partition); local
+   * values stay with the instance (or one that takes its place).
+   */
+  saveState?(state: StateWriter): void
+  /** Before the first record after a restart: the state saved by the snapshot restored. */
+  restoreState?(state: RestoredState): void
+}
+
+export interface StateWriter {
+  keyed(key: unknown, value: unknown): void
+  local(value: unknown): void
+}
+
+export interface RestoredState {
+  readonly keyed: ReadonlyArray<readonly [key: unknown, value: unknown]>
+  readonly local: ReadonlyArray<unknown>
 }
 
 /**

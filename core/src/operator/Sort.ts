@@ -1,5 +1,5 @@
 import { guarded } from "./failure.ts"
-import type { Operator } from "./Operator.ts"
+import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
 
 /** Holds the whole input and emits it sorted when the input is done. */
 export class Sort implements Operator<unknown, unknown> {
@@ -21,5 +21,13 @@ export class Sort implements Operator<unknown, unknown> {
     guarded(this.stage, undefined, () => this.held.sort(this.compare))
     for (let i = 0; i < this.held.length; i++) out.push(this.held[i])
     this.held.length = 0
+  }
+
+  saveState(state: StateWriter): void {
+    state.local(this.held)
+  }
+
+  restoreState({ local }: RestoredState): void {
+    for (const held of local as Array<Array<unknown>>) for (const r of held) this.held.push(r)
   }
 }

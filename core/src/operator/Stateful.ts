@@ -1,7 +1,8 @@
 import { event } from "../pipeline/Event.ts"
 import { eachRecord } from "./failure.ts"
 import { KeyedMap } from "./KeyedMap.ts"
-import type { Operator } from "./Operator.ts"
+import { restoreKeyed, saveKeyed } from "./Aggregation.ts"
+import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
 
 /**
  * `mapStateful`: one user state per key, created on the key's first record.
@@ -54,6 +55,18 @@ export class MapStateful implements Operator<unknown, unknown> {
       if (result !== undefined) out.push(event(time, result))
     }
   }
+
+  saveState(state: StateWriter): void {
+    this.states.forEach((s, k) => state.keyed(k, [s, this.lastSeen.get(k)]))
+  }
+
+  restoreState({ keyed }: RestoredState): void {
+    for (const [k, v] of keyed) {
+      const [s, last] = v as [unknown, number | undefined]
+      this.states.set(k, s)
+      if (last !== undefined) this.lastSeen.set(k, last)
+    }
+  }
 }
 
 /**
@@ -80,5 +93,13 @@ export class Distinct implements Operator<unknown, unknown> {
         out.push(r)
       }
     })
+  }
+
+  saveState(state: StateWriter): void {
+    saveKeyed(this.seen, state)
+  }
+
+  restoreState(state: RestoredState): void {
+    restoreKeyed(this.seen, state)
   }
 }

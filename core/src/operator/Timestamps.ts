@@ -1,6 +1,6 @@
 import { event } from "../pipeline/Event.ts"
 import { eachRecord } from "./failure.ts"
-import type { Operator } from "./Operator.ts"
+import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
 
 /**
  * `withTimestamps`: wraps each record with its event time and derives the
@@ -38,5 +38,14 @@ export class WithTimestamps implements Operator<unknown, unknown> {
 
   watermark(): number {
     return this.top - this.allowedLag
+  }
+
+  saveState(state: StateWriter): void {
+    state.local(this.top)
+  }
+
+  restoreState({ local }: RestoredState): void {
+    // Several instances merged into one: the lowest keeps every replayed event on time.
+    if (local.length > 0) this.top = Math.min(...(local as Array<number>))
   }
 }

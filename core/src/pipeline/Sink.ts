@@ -4,6 +4,11 @@ import type { Effect, Scope } from "effect"
 export interface SinkContext {
   readonly instance: number
   readonly instances: number
+  /**
+   * After a restart: the snapshot the job resumes from. A two-phase-commit sink
+   * commits its transactions up to it that are still pending and discards later ones.
+   */
+  readonly restoredSnapshot?: number | undefined
 }
 
 /** A running sink instance. `write` is called once per batch, never concurrently. */
@@ -11,6 +16,14 @@ export interface SinkWriter<in A> {
   readonly write: (batch: ReadonlyArray<A>) => Effect.Effect<void, unknown>
   /** Called once after the last batch of a bounded job (not on failure or cancel). */
   readonly complete?: Effect.Effect<void, unknown> | undefined
+  /**
+   * Two-phase commit, for exactly-once output. On a snapshot barrier: make what
+   * was written since the previous barrier durable but invisible, as
+   * transaction `snapshot`.
+   */
+  readonly prepare?: ((snapshot: number) => Effect.Effect<void, unknown>) | undefined
+  /** Snapshot `snapshot` completed: make the transactions up to it visible (idempotent). */
+  readonly commit?: ((snapshot: number) => Effect.Effect<void, unknown>) | undefined
 }
 
 export const SinkTypeId: unique symbol = Symbol.for("tributary/Sink")

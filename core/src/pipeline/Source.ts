@@ -6,6 +6,8 @@ export interface SourceContext {
   readonly instances: number
   /** Preferred number of records per batch. */
   readonly batchSize: number
+  /** After a restart: the position this instance reported in the snapshot restored (replay from there). */
+  readonly restoredPosition?: unknown
 }
 
 /** A running source instance, pulled by its tasklet one batch at a time. */
@@ -15,6 +17,12 @@ export interface SourceReader<out A> {
    * should wait a little before answering that); `undefined` means exhausted.
    */
   readonly pull: Effect.Effect<ReadonlyArray<A> | undefined, unknown>
+  /**
+   * A replayable source's position after the records pulled so far (plain
+   * data). Saved in each snapshot and handed back as `restoredPosition`, so
+   * processing guarantees hold across a restart.
+   */
+  readonly position?: (() => unknown) | undefined
 }
 
 export const SourceTypeId: unique symbol = Symbol.for("tributary/Source")

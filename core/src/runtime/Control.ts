@@ -22,10 +22,19 @@ export class Idle {
   readonly _tag = "Idle"
 }
 
+/** Snapshot `id`: the records before it are covered by the snapshot, those after it are not. */
+export class Barrier {
+  readonly _tag = "Barrier"
+  readonly id: number
+  constructor(id: number) {
+    this.id = id
+  }
+}
+
 export const DONE = new Done()
 export const IDLE = new Idle()
 
-export type Control = Done | Watermark | Idle
+export type Control = Done | Watermark | Idle | Barrier
 
 /** What an edge carries: a batch of records (a plain array) or a control item. */
 export type Item = ReadonlyArray<unknown> | Control

@@ -1,7 +1,11 @@
 import { Effect } from "effect"
 import { SinkError, SourceError, StageError } from "../errors.ts"
 import type { Dag, Edge } from "../plan/Dag.ts"
+import type { RestoredState } from "../operator/Operator.ts"
+import { partitionOf } from "../plan/partition.ts"
 import type { Sink } from "../pipeline/Sink.ts"
+import type { Coordinator } from "../snapshot/Coordinator.ts"
+import { type Snapshot, unpackState } from "../snapshot/Snapshot.ts"
 import { Channel, Signal } from "./Channel.ts"
 import type { Item } from "./Control.ts"
 import { Counters, type InstanceMetrics } from "./Metrics.ts"
@@ -11,6 +15,36 @@ export interface ExecutionOptions {
   readonly batchSize: number
   /** Bound of every channel, in batches. */
   readonly queueCapacity: number
+  /** Drives snapshots when the job has a processing guarantee. */
+  readonly coordinator: Coordinator | undefined
+  /** The snapshot this execution starts from (after a restart). */
+  readonly restored: Snapshot | undefined
+  /** Milliseconds between snapshots. */
+  readonly snapshotInterval: number
+}
+
+/**
+ * The state of `vertex`'s step `step` for instance `instance` of `parallelism`:
+ * keyed entries of the partitions it owns now, local values of the instances
+ * it replaces.
+ */
+const restoredState = (
+  snapshot: Snapshot,
+  vertex: string,
+  step: number,
+  instance: number,
+  parallelism: number,
+  partitionCount: number
+): RestoredState => {
+  const keyed: Array<readonly [unknown, unknown]> = []
+  const local: Array<unknown> = []
+  for (const s of snapshot.steps) {
+    if (s.vertex !== vertex || s.step !== step) continue
+    const data = unpackState(s.data)
+    for (const entry of data.keyed) if (partitionOf(entry[0], partitionCount) % parallelism === instance) keyed.push(entry)
+    if (s.instance % parallelism === instance) local.push(...data.local)
+  }
+  return { keyed, local }
 }
 
 /** Does producer instance `from` send to consumer instance `to` over `edge`? */
@@ -53,7 +87,9 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
           priority: edge.priority,
           done: false,
           idle: false,
-          watermark: -Infinity
+          watermark: -Infinity,
+          barrier: options.coordinator?.completed ?? 0,
+          blocked: false
         })
       }
       outputs[edge.from]![from]!.push({ edge, channels })
@@ -66,18 +102,33 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       const vertex = dag.vertices[vertexId]!
       const ctx = { instance, instances: vertex.parallelism }
       const source = vertex.source
+      const { restored, coordinator } = options
+      const restoredPosition = restored?.positions.find(([v, i]) => v === vertex.name && i === instance)?.[2]
       const reader = source
-        ? yield* Effect.mapError(source.open({ ...ctx, batchSize: options.batchSize }), (cause) =>
+        ? yield* Effect.mapError(source.open({ ...ctx, batchSize: options.batchSize, restoredPosition }), (cause) =>
           new SourceError({ source: source.name, cause }))
         : undefined
       const steps = yield* Effect.forEach(vertex.steps, (s) =>
         Effect.mapError(s.make(ctx), (cause) =>
           cause instanceof StageError ? cause : new StageError({ stage: s.name, record: undefined, cause })))
+      if (restored) {
+        for (const [index, step] of steps.entries()) {
+          if (step._tag === "Sync" && step.op.restoreState) {
+            step.op.restoreState(restoredState(restored, vertex.name, index, instance, vertex.parallelism, dag.partitionCount))
+          }
+        }
+      }
       const openSink = (sink: Sink<any, any> | undefined) =>
         sink
           ? Effect.map(
-            Effect.mapError(sink.open(ctx), (cause) => new SinkError({ sink: sink.name, cause })),
-            (writer) => ({ name: sink.name, writer })
+            Effect.mapError(sink.open({ ...ctx, restoredSnapshot: restored?.id }), (cause) => new SinkError({ sink: sink.name, cause })),
+            (writer) => {
+              if (writer.commit && coordinator) {
+                const commit = writer.commit
+                coordinator.register((id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause })))
+              }
+              return { name: sink.name, writer }
+            }
           )
           : Effect.succeed(undefined)
       yield* runTasklet({
@@ -94,12 +145,20 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         outputs: outputs[vertexId]![instance]!,
         batchSize: options.batchSize,
         partitionCount: dag.partitionCount,
-        counters: counters[vertexId]![instance]!
+        counters: counters[vertexId]![instance]!,
+        coordinator
       })
     }))
 
   const all = dag.vertices.flatMap((v) => Array.from({ length: v.parallelism }, (_, i) => instance(v.id, i)))
-  const run = Effect.forEach(all, (t) => t, { concurrency: "unbounded", discard: true })
+  const tasklets = Effect.forEach(all, (t) => t, { concurrency: "unbounded", discard: true })
+  const { coordinator, snapshotInterval } = options
+  const run = coordinator
+    ? Effect.andThen(
+      Effect.raceFirst(tasklets, Effect.forever(Effect.andThen(Effect.sleep(snapshotInterval), Effect.sync(() => coordinator.request())))),
+      coordinator.finish()
+    )
+    : tasklets
 
   const metrics = (): ReadonlyArray<InstanceMetrics> =>
     dag.vertices.flatMap((v) =>

@@ -16,6 +16,8 @@ export interface InstanceMetrics {
 
 export interface JobMetrics {
   readonly instances: ReadonlyArray<InstanceMetrics>
+  /** Times the job restarted from a snapshot after a failure. */
+  readonly restarts: number
 }
 
 /** Mutable counters a tasklet bumps once per batch. */

@@ -1,12 +1,14 @@
 import { Effect } from "effect"
 import { SinkError, SourceError, StageError } from "../errors.ts"
 import type { Operator, Step } from "../operator/Operator.ts"
+import { type Coordinator, FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
+import { packState, type StepState } from "../snapshot/Snapshot.ts"
 import type { Edge } from "../plan/Dag.ts"
 import { partitionOf } from "../plan/partition.ts"
 import type { SinkWriter } from "../pipeline/Sink.ts"
 import type { SourceReader } from "../pipeline/Source.ts"
 import type { Channel, Signal } from "./Channel.ts"
-import { type Control, DONE, IDLE, type Item, Watermark } from "./Control.ts"
+import { Barrier, type Control, DONE, IDLE, type Item, Watermark } from "./Control.ts"
 import type { Counters } from "./Metrics.ts"
 
 /** One input channel of a tasklet, with what watermark coalescing needs to know of it. */
@@ -17,6 +19,10 @@ export interface Input {
   done: boolean
   idle: boolean
   watermark: number
+  /** The last snapshot barrier this input delivered. */
+  barrier: number
+  /** Held back until the barrier is aligned on all inputs (exactly-once). */
+  blocked: boolean
 }
 
 /** One output edge of a tasklet: a channel per consumer instance it reaches. */
@@ -41,6 +47,8 @@ export interface TaskletSpec {
   readonly batchSize: number
   readonly partitionCount: number
   readonly counters: Counters
+  /** Set when the job has a processing guarantee. */
+  readonly coordinator: Coordinator | undefined
 }
 
 type SyncOp = Operator<unknown, unknown>
@@ -243,21 +251,58 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
   /** Flushes each sync step in order; what a step flushes still flows through the steps after it. */
   const complete = Effect.gen(function*() {
     for (const { op, index } of syncOps) if (op.complete) yield* flushStep(index, (o, out) => o.complete!(out))
-    if (spec.sink?.writer.complete) {
-      yield* Effect.mapError(spec.sink.writer.complete, (cause) => new SinkError({ sink: spec.sink!.name, cause }))
-    }
-    if (spec.lateSink?.writer.complete) {
-      yield* Effect.mapError(spec.lateSink.writer.complete, (cause) => new SinkError({ sink: spec.lateSink!.name, cause }))
+    for (const sink of [spec.sink, spec.lateSink]) {
+      if (!sink) continue
+      const { writer, name } = sink
+      const failed = (cause: unknown) => new SinkError({ sink: name, cause })
+      // The last transaction of a two-phase-commit sink: committed once the whole job has
+      // succeeded (by the coordinator), or right away when no snapshot could restore it.
+      if (writer.prepare) yield* Effect.mapError(writer.prepare(FINAL_SNAPSHOT), failed)
+      if (writer.commit && !spec.coordinator) yield* Effect.mapError(writer.commit(FINAL_SNAPSHOT), failed)
+      if (writer.complete) yield* Effect.mapError(writer.complete, failed)
     }
     yield* broadcast(DONE)
+    if (spec.coordinator) yield* spec.coordinator.done(taskletKey, { steps: [], position: position() })
   })
+
+  const taskletKey = `${spec.vertex}#${spec.instance}`
+  const position = () =>
+    spec.source?.reader.position ? [spec.vertex, spec.instance, spec.source.reader.position()] as const : undefined
+
+  /** This tasklet's part of snapshot `id`: operator state, source position, sink transaction. */
+  const snapshot = (coordinator: Coordinator, id: number) =>
+    Effect.gen(function*() {
+      const states: Array<StepState> = []
+      for (const { op, index } of syncOps) {
+        if (!op.saveState) continue
+        const keyed: Array<readonly [unknown, unknown]> = []
+        const local: Array<unknown> = []
+        yield* attempt(spec.stepNames[index]!, () =>
+          op.saveState!({ keyed: (k, v) => void keyed.push([k, v]), local: (v) => void local.push(v) }))
+        states.push({ vertex: spec.vertex, step: index, instance: spec.instance, data: packState({ keyed, local }) })
+      }
+      for (const sink of [spec.sink, spec.lateSink]) {
+        if (sink?.writer.prepare) {
+          yield* Effect.mapError(sink.writer.prepare(id), (cause) => new SinkError({ sink: sink.name, cause }))
+        }
+      }
+      const at = position()
+      yield* broadcast(new Barrier(id))
+      yield* coordinator.ack(id, taskletKey, { steps: states, position: at })
+    })
 
   const fromSource = (name: string, reader: SourceReader<unknown>) =>
     Effect.gen(function*() {
       let lastData = Date.now()
       let idle = false
       const pull = Effect.mapError(reader.pull, (cause) => new SourceError({ source: name, cause }))
+      const coordinator = spec.coordinator
+      let barrier = coordinator?.completed ?? 0
       while (true) {
+        if (coordinator && coordinator.requested > barrier) {
+          barrier = coordinator.requested
+          yield* snapshot(coordinator, barrier)
+        }
         const batch = yield* pull
         if (batch === undefined) break
         if (batch.length > 0) {
@@ -288,6 +333,20 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     return active === 0 ? undefined : min
   }
 
+  let aligned = spec.coordinator?.completed ?? 0
+  /** Once every input delivered the pending barrier (or ended): snapshot, pass it on, release held inputs. */
+  const alignBarrier = Effect.suspend(() => {
+    const coordinator = spec.coordinator
+    if (!coordinator) return Effect.void
+    let id = Infinity
+    for (const input of spec.inputs) if (!input.done && input.barrier < id) id = input.barrier
+    const pending = Math.max(...spec.inputs.map((i) => i.barrier))
+    if (pending <= aligned || (id !== Infinity && id < pending)) return Effect.void
+    aligned = pending
+    for (const input of spec.inputs) input.blocked = false
+    return snapshot(coordinator, pending)
+  })
+
   const onControl = (from: Input, item: Control) =>
     Effect.gen(function*() {
       switch (item._tag) {
@@ -298,6 +357,11 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         case "Idle":
           from.idle = true
           break
+        case "Barrier":
+          from.barrier = item.id
+          from.blocked = spec.coordinator?.guarantee === "exactly-once"
+          yield* alignBarrier
+          return
         case "Done": {
           from.done = true
           const ordinal = from.ordinal
@@ -308,6 +372,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
           break
         }
       }
+      if (item._tag === "Done") yield* alignBarrier
       if (generator) return
       const time = coalesce()
       if (time !== undefined && time !== Infinity) yield* advance(0, time)
@@ -327,7 +392,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
       let from: Input | undefined
       for (let k = 0; k < inputs.length && item === undefined; k++) {
         const input = inputs[(next + k) % inputs.length]!
-        if (input.done || input.priority !== priority) continue
+        if (input.done || input.blocked || input.priority !== priority) continue
         item = input.channel.poll()
         from = input
       }

@@ -1,7 +1,7 @@
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import { guarded } from "../operator/failure.ts"
 import { KeyedMap } from "../operator/KeyedMap.ts"
-import type { Operator } from "../operator/Operator.ts"
+import type { Operator, RestoredState, StateWriter } from "../operator/Operator.ts"
 import { type Event, event } from "../pipeline/Event.ts"
 import type { SlidingWindow, WindowResult } from "./Window.ts"
 
@@ -22,6 +22,27 @@ class Frames {
       this.byEnd.set(end, frame)
     }
     return frame
+  }
+
+  /** Per key, its `[frameEnd, acc]` pairs. */
+  byKey(): KeyedMap<Array<[number, unknown]>> {
+    const byKey = new KeyedMap<Array<[number, unknown]>>()
+    for (const [end, frame] of this.byEnd) {
+      frame.forEach((acc, k) => {
+        const list = byKey.get(k)
+        if (list) list.push([end, acc])
+        else byKey.set(k, [[end, acc]])
+      })
+    }
+    return byKey
+  }
+
+  /** Adds restored frames of `key`; a key's frames from several old instances combine. */
+  add(key: unknown, pairs: ReadonlyArray<readonly [number, unknown]>, combine: (a: unknown, b: unknown) => unknown): void {
+    for (const [end, acc] of pairs) {
+      const frame = this.at(end)
+      frame.set(key, frame.has(key) ? combine(frame.get(key), acc) : acc)
+    }
   }
 
   minEnd(): number | undefined {
@@ -95,6 +116,17 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
 
   complete(out: Array<FramePartial>): void {
     this.flush(Infinity, out)
+  }
+
+  saveState(state: StateWriter): void {
+    this.frames.byKey().forEach((pairs, k) => state.keyed(k, pairs))
+    state.local(this.watermarkTime)
+  }
+
+  restoreState({ keyed, local }: RestoredState): void {
+    // Local pre-aggregation: one key's frames may come from several old instances.
+    for (const [k, pairs] of keyed) this.frames.add(k, pairs as Array<[number, unknown]>, this.op.combine)
+    if (local.length > 0) this.watermarkTime = Math.min(...(local as Array<number>))
   }
 
   private flush(upTo: number, out: Array<FramePartial>) {
@@ -176,6 +208,54 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
 
   complete(out: Array<unknown>): void {
     this.closeUpTo(Infinity, out)
+  }
+
+  /**
+   * Per key: its open frames, the frames already in its running accumulator
+   * (to deduct later) and that accumulator. Locally: the next window to emit.
+   */
+  saveState(state: StateWriter): void {
+    const open = this.frames.byKey()
+    const applied = new KeyedMap<Array<[number, unknown]>>()
+    for (const [end, { keys, accs }] of this.applied) {
+      for (let i = 0; i < keys.length; i++) {
+        const list = applied.get(keys[i])
+        if (list) list.push([end, accs[i]])
+        else applied.set(keys[i], [[end, accs[i]]])
+      }
+    }
+    const keys = new KeyedMap<true>()
+    open.forEach((_, k) => keys.set(k, true))
+    applied.forEach((_, k) => keys.set(k, true))
+    this.running.forEach((_, k) => keys.set(k, true))
+    keys.forEach((_, k) => {
+      const r = this.running.get(k)
+      state.keyed(k, { open: open.get(k) ?? [], applied: applied.get(k) ?? [], running: r && [r.acc, r.frames] })
+    })
+    state.local([this.nextEnd, this.watermarkTime])
+  }
+
+  restoreState({ keyed, local }: RestoredState): void {
+    for (const [k, value] of keyed) {
+      const { open, applied, running } = value as {
+        open: Array<[number, unknown]>
+        applied: Array<[number, unknown]>
+        running: [unknown, number] | undefined
+      }
+      this.frames.add(k, open, this.op.combine)
+      for (const [end, acc] of applied) {
+        let flat = this.applied.get(end)
+        if (!flat) this.applied.set(end, (flat = { keys: [], accs: [] }))
+        flat.keys.push(k)
+        flat.accs.push(acc)
+      }
+      if (running) this.running.set(k, { acc: running[0], frames: running[1] })
+    }
+    // Aligned barriers follow the same watermarks everywhere: instances agree on these.
+    for (const [nextEnd, watermark] of local as Array<[number | undefined, number]>) {
+      if (nextEnd !== undefined) this.nextEnd = Math.max(this.nextEnd ?? -Infinity, nextEnd)
+      this.watermarkTime = Math.max(this.watermarkTime, watermark)
+    }
   }
 
   onTick(now: number, out: Array<unknown>): void {

@@ -1,0 +1,103 @@
+/**
+ * The job coordinator's side of the snapshot protocol (Chandy–Lamport with
+ * barriers). Every interval it asks the sources for snapshot n; each source
+ * saves its position and state and sends barrier n downstream; every other
+ * tasklet saves its state once barrier n has come in on all its inputs
+ * (holding back the inputs that delivered it first, for exactly-once). The
+ * snapshot is complete when every tasklet has acknowledged it: only then is
+ * it stored, its sinks' transactions committed, and older snapshots deleted.
+ */
+import { Effect } from "effect"
+import type { Snapshot, StepState } from "./Snapshot.ts"
+import type { SnapshotStore } from "./SnapshotStore.ts"
+
+export type Guarantee = "none" | "at-least-once" | "exactly-once"
+
+/** The id of the transaction a two-phase-commit sink prepares when its input ends. */
+export const FINAL_SNAPSHOT = Number.MAX_SAFE_INTEGER
+
+type Position = readonly [vertex: string, instance: number, position: unknown]
+
+interface Contribution {
+  readonly steps: ReadonlyArray<StepState>
+  readonly position: Position | undefined
+}
+
+export class Coordinator {
+  /** The newest snapshot asked for; sources start it when they see it. */
+  requested: number
+  /** The newest complete snapshot. */
+  completed: number
+  readonly guarantee: Exclude<Guarantee, "none">
+  private readonly pending = new Map<number, Map<string, Contribution>>()
+  private readonly finished = new Map<string, Contribution>()
+  private readonly committers: Array<(id: number) => Effect.Effect<void, unknown>> = []
+  private readonly job: string
+  private readonly store: SnapshotStore
+  private readonly tasklets: number
+
+  constructor(job: string, store: SnapshotStore, tasklets: number, guarantee: Exclude<Guarantee, "none">, startAfter: number) {
+    this.job = job
+    this.store = store
+    this.tasklets = tasklets
+    this.guarantee = guarantee
+    this.requested = startAfter
+    this.completed = startAfter
+  }
+
+  /** A two-phase-commit sink instance, committed when a snapshot completes. */
+  register(commit: (id: number) => Effect.Effect<void, unknown>): void {
+    this.committers.push(commit)
+  }
+
+  /** The job succeeded: commit the sinks' final transactions. */
+  finish(): Effect.Effect<void, unknown> {
+    return Effect.forEach(this.committers, (commit) => commit(FINAL_SNAPSHOT), { discard: true })
+  }
+
+  /** Starts the next snapshot unless one is still in flight. */
+  request(): void {
+    if (this.requested === this.completed) this.requested++
+  }
+
+  /** A tasklet's part of snapshot `id`. */
+  ack(id: number, tasklet: string, contribution: Contribution): Effect.Effect<void, unknown, any> {
+    return Effect.suspend(() => {
+      let acks = this.pending.get(id)
+      if (!acks) this.pending.set(id, (acks = new Map()))
+      acks.set(tasklet, contribution)
+      return this.tryComplete(id)
+    })
+  }
+
+  /** A tasklet ended: it takes part in later snapshots with its final state. */
+  done(tasklet: string, contribution: Contribution): Effect.Effect<void, unknown, any> {
+    return Effect.suspend(() => {
+      this.finished.set(tasklet, contribution)
+      return this.requested > this.completed ? this.tryComplete(this.requested) : Effect.void
+    })
+  }
+
+  private tryComplete(id: number): Effect.Effect<void, unknown, any> {
+    const acks = this.pending.get(id) ?? new Map<string, Contribution>()
+    const all = new Map([...this.finished, ...acks])
+    if (all.size < this.tasklets || id !== this.completed + 1) return Effect.void
+    const snapshot: Snapshot = {
+      job: this.job,
+      id,
+      steps: [...all.values()].flatMap((c) => c.steps),
+      positions: [...all.values()].flatMap((c) => (c.position ? [c.position] : []))
+    }
+    this.pending.delete(id)
+    const { store, committers, job } = this
+    const markCompleted = () => {
+      this.completed = id
+    }
+    return Effect.gen(function*() {
+      yield* store.save(snapshot)
+      markCompleted()
+      for (const commit of committers) yield* commit(id)
+      yield* store.prune(job, id)
+    })
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * What a snapshot holds and how it is written: msgpack (compact, keeps Maps,
+ * Sets, NaN and undefined) behind a header with a checksum, so a corrupt or
+ * truncated snapshot is detected and never restored.
+ */
+import { Data } from "effect"
+import { Packr } from "msgpackr"
+
+const packr = new Packr({ structuredClone: true, moreTypes: true })
+
+/**
+ * The state one step of one vertex instance wrote, encoded at the barrier (the
+ * operator goes on mutating its live state right after).
+ */
+export interface StepState {
+  readonly vertex: string
+  readonly step: number
+  readonly instance: number
+  /** `packState({ keyed, local })`. */
+  readonly data: Uint8Array
+}
+
+export interface StateData {
+  readonly keyed: ReadonlyArray<readonly [unknown, unknown]>
+  readonly local: ReadonlyArray<unknown>
+}
+
+export const packState = (state: StateData): Uint8Array => packr.pack(state)
+export const unpackState = (data: Uint8Array): StateData => packr.unpack(data) as StateData
+
+export interface Snapshot {
+  readonly job: string
+  readonly id: number
+  readonly steps: ReadonlyArray<StepState>
+  /** Source positions by `vertex/instance`. */
+  readonly positions: ReadonlyArray<readonly [vertex: string, instance: number, position: unknown]>
+}
+
+export class SnapshotError extends Data.TaggedError("SnapshotError")<{
+  readonly job: string
+  readonly reason: string
+  readonly cause?: unknown
+}> {
+  override get message() {
+    return `snapshot of job "${this.job}": ${this.reason}`
+  }
+}
+
+const MAGIC = 0x54524942 // "TRIB"
+
+/** CRC-32 (IEEE), to tell a damaged snapshot from a good one. */
+const table = Array.from({ length: 256 }, (_, n) => {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  return c >>> 0
+})
+const crc32 = (bytes: Uint8Array): number => {
+  let c = 0xffffffff
+  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)
+  return (c ^ 0xffffffff) >>> 0
+}
+
+/** Header: magic, body length, CRC-32 of the body; then the body. */
+export const encode = (snapshot: Snapshot): Uint8Array => {
+  const body = packr.pack(snapshot)
+  const out = new Uint8Array(12 + body.length)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, MAGIC)
+  view.setUint32(4, body.length)
+  view.setUint32(8, crc32(body))
+  out.set(body, 12)
+  return out
+}
+
+export const decode = (job: string, bytes: Uint8Array): Snapshot => {
+  const fail = (reason: string): never => {
+    throw new SnapshotError({ job, reason })
+  }
+  if (bytes.length < 12) fail("truncated header")
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  if (view.getUint32(0) !== MAGIC) fail("not a Tributary snapshot")
+  const length = view.getUint32(4)
+  if (bytes.length !== 12 + length) fail(`truncated: ${bytes.length - 12} of ${length} bytes`)
+  const body = bytes.subarray(12)
+  if (crc32(body) !== view.getUint32(8)) fail("checksum mismatch (corrupt)")
+  return packr.unpack(body) as Snapshot
+}
