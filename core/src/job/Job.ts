@@ -1,12 +1,13 @@
-import { Cause, Duration, Effect, Exit, Fiber, type Scope } from "effect"
+import { Cause, Data, Deferred, Duration, Effect, Exit, Fiber, type Scope } from "effect"
 import { JobCancelledError, type JobError, PlanError } from "../errors.ts"
+import type { Dag } from "../plan/Dag.ts"
 import { plan } from "../plan/Planner.ts"
 import { DEFAULT_PARTITION_COUNT } from "../plan/partition.ts"
 import type { Pipeline } from "../pipeline/Pipeline.ts"
 import { deploy } from "../runtime/Execution.ts"
 import type { JobMetrics } from "../runtime/Metrics.ts"
 import { Coordinator, type Guarantee } from "../snapshot/Coordinator.ts"
-import type { Snapshot } from "../snapshot/Snapshot.ts"
+import type { Snapshot, SnapshotError } from "../snapshot/Snapshot.ts"
 import * as SnapshotStore from "../snapshot/SnapshotStore.ts"
 
 export interface JobOptions {
@@ -32,9 +33,21 @@ export interface JobOptions {
   readonly snapshotStore?: SnapshotStore.SnapshotStore | undefined
   /** Restarts after failures before the job fails for good (default 10). */
   readonly maxRestarts?: number | undefined
+  /** Start from the snapshot exported under this name (`Job.exportSnapshot`) in the snapshot store. */
+  readonly initialSnapshot?: string | undefined
 }
 
-export type JobStatus = "running" | "restarting" | "completed" | "failed" | "cancelled"
+export type JobStatus = "running" | "restarting" | "suspended" | "completed" | "failed" | "cancelled"
+
+/** A lifecycle operation that the job's state or options do not allow. */
+export class JobStateError extends Data.TaggedError("JobStateError")<{
+  readonly job: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `job "${this.job}": ${this.reason}`
+  }
+}
 
 /** A handle on a submitted job. */
 export interface Job {
@@ -46,6 +59,18 @@ export interface Job {
   readonly cancel: Effect.Effect<void>
   /** Waits for the end of a bounded job, failing with what failed it. */
   readonly join: Effect.Effect<void, JobError>
+  /** Takes a final snapshot and stops, keeping the state (needs a processing guarantee). */
+  readonly suspend: Effect.Effect<void, JobStateError | SnapshotError>
+  /** Continues a suspended job from its final snapshot. */
+  readonly resume: Effect.Effect<void, JobStateError | SnapshotError>
+  /** Stops and starts again from the last complete snapshot. */
+  readonly restart: Effect.Effect<void, JobStateError | SnapshotError>
+  /**
+   * Takes a snapshot now and keeps a copy under `name` in the job's snapshot
+   * store; a new job (possibly a changed pipeline) starts from it with the
+   * `initialSnapshot` option, its state matched by stage name.
+   */
+  readonly exportSnapshot: (name: string) => Effect.Effect<void, JobStateError | SnapshotError>
 }
 
 let jobCounter = 0
@@ -56,6 +81,21 @@ const positive = (name: string, value: number | undefined, fallback: number): nu
   return v
 }
 
+/** A snapshot fits a pipeline when every stage and source it holds state for is still there. */
+const checkCompatible = (dag: Dag, snapshot: Snapshot, from: string) => {
+  const stages = new Set(dag.vertices.flatMap((v) => v.steps.map((s) => s.stateKey)))
+  const sources = new Set(dag.vertices.flatMap((v) => (v.sourceKey ? [v.sourceKey] : [])))
+  const missing = [
+    ...snapshot.steps.filter((s) => !stages.has(s.stage)).map((s) => `stage "${s.stage}"`),
+    ...snapshot.positions.filter(([source]) => !sources.has(source)).map(([source]) => `source "${source}"`)
+  ]
+  if (missing.length > 0) {
+    throw new PlanError({
+      reason: `snapshot "${from}" holds state of ${[...new Set(missing)].join(", ")}, which the pipeline no longer has`
+    })
+  }
+}
+
 /**
  * Plans and starts a job in the current scope and returns its handle at once.
  * Closing the scope cancels a job that is still running.
@@ -63,7 +103,7 @@ const positive = (name: string, value: number | undefined, fallback: number): nu
 export const submit = <R>(
   pipeline: Pipeline<R>,
   options: JobOptions = {}
-): Effect.Effect<Job, PlanError, R | Scope.Scope> =>
+): Effect.Effect<Job, PlanError | SnapshotError, R | Scope.Scope> =>
   Effect.gen(function*() {
     const id = `job-${++jobCounter}`
     const name = options.name ?? id
@@ -86,16 +126,35 @@ export const submit = <R>(
       },
       catch: (e) => (e instanceof PlanError ? e : new PlanError({ reason: String(e) }))
     })
+    let initial: Snapshot | undefined
+    if (options.initialSnapshot !== undefined) {
+      const exported = yield* store.latest(options.initialSnapshot)
+      if (!exported) return yield* new PlanError({ reason: `no snapshot named "${options.initialSnapshot}" in ${store.name}` })
+      yield* Effect.try({
+        try: () => checkCompatible(dag, exported, options.initialSnapshot!),
+        catch: (e) => e as PlanError
+      })
+      // The new job's snapshots continue from the exported one, under its own name.
+      yield* store.save({ ...exported, job: name })
+      initial = { ...exported, job: name }
+    }
     const maxRestarts = options.maxRestarts ?? 10
     const tasklets = dag.vertices.reduce((n, v) => n + v.parallelism, 0)
+    const scope = yield* Effect.scope
+    // The services the job was submitted with (a file system for a directory store, ...), for the handle's operations.
+    const context = yield* Effect.context<any>()
+    const latest = Effect.provideContext(store.latest(name), context) as Effect.Effect<Snapshot | undefined, SnapshotError>
+    const outcome = yield* Deferred.make<void, JobError>()
+    let status: JobStatus = "running"
     let restarts = 0
     let current = deploy(dag, { ...executionOptions, coordinator: undefined, restored: undefined })
+    let coordinator: Coordinator | undefined
+    let fiber: Fiber.Fiber<void, unknown> | undefined
+
     /** One execution, from `restored` (or the start); a failure restarts from the last complete snapshot. */
     const execute = (restored: Snapshot | undefined): Effect.Effect<void, unknown, any> =>
       Effect.suspend(() => {
-        const coordinator = guarantee === "none"
-          ? undefined
-          : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0)
+        coordinator = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0)
         current = deploy(dag, { ...executionOptions, coordinator, restored })
         return Effect.catchCause(Effect.scoped(current.run), (cause) => {
           if (guarantee === "none" || Cause.hasInterruptsOnly(cause) || restarts >= maxRestarts) return Effect.failCause(cause)
@@ -107,30 +166,86 @@ export const submit = <R>(
           })
         })
       })
-    let status: JobStatus = "running"
-    const fiber = yield* execute(undefined).pipe(
-      Effect.onExit((exit) =>
-        Effect.sync(() => {
-          status = Exit.isSuccess(exit) ? "completed" : Cause.hasInterruptsOnly(exit.cause) ? "cancelled" : "failed"
-        })
-      ),
-      Effect.forkScoped
-    ) as Effect.Effect<Fiber.Fiber<void, JobError>, never, R | Scope.Scope>
+
+    /** Runs an execution in the job's scope; its end settles the job unless it was stopped on purpose. */
+    const start = (restored: Snapshot | undefined): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        status = "running"
+        const run = execute(restored).pipe(
+          Effect.onExit((exit) =>
+            Effect.suspend(() => {
+              if (status === "suspended" || status === "restarting") return Effect.void
+              if (Exit.isSuccess(exit)) {
+                status = "completed"
+                return Deferred.succeed(outcome, undefined)
+              }
+              if (Cause.hasInterruptsOnly(exit.cause)) {
+                status = "cancelled"
+                return Deferred.fail(outcome, new JobCancelledError({ job: name }))
+              }
+              status = "failed"
+              return Deferred.failCause(outcome, exit.cause as Cause.Cause<JobError>)
+            })
+          )
+        )
+        fiber = yield* Effect.forkIn(Effect.provideContext(run, context) as Effect.Effect<void, unknown>, scope)
+      })
+
+    const stateError = (reason: string): Effect.Effect<never, JobStateError> => Effect.fail(new JobStateError({ job: name, reason }))
+
+    /** Asks the running execution for a snapshot and waits until it is complete. */
+    const snapshotNow = Effect.suspend(() => {
+      const c = coordinator
+      if (!c) return stateError("snapshots need processingGuarantee at-least-once or exactly-once")
+      if (status !== "running") return stateError(`the job is ${status}`)
+      c.request()
+      const target = c.requested
+      return Effect.andThen(
+        Effect.repeat(Effect.sleep(5), { until: () => c.completed >= target || status !== "running" }),
+        Effect.suspend(() => (c.completed >= target ? Effect.void : stateError(`the job ended (${status}) before the snapshot completed`)))
+      )
+    })
+
+    const stop = (next: JobStatus) =>
+      Effect.suspend(() => {
+        status = next
+        return fiber ? Fiber.interrupt(fiber) : Effect.void
+      })
+
+    yield* start(initial)
     return {
       id,
       name,
       status: Effect.sync(() => status),
       metrics: Effect.sync(() => ({ instances: current.metrics(), restarts })),
-      cancel: Fiber.interrupt(fiber),
-      join: Effect.flatMap(Fiber.await(fiber), (exit) =>
-        Exit.isSuccess(exit)
-          ? Effect.void
-          : Cause.hasInterruptsOnly(exit.cause)
-          ? Effect.fail(new JobCancelledError({ job: name }))
-          : Effect.failCause(exit.cause))
+      cancel: Effect.suspend(() => {
+        if (status === "completed" || status === "failed" || status === "cancelled") return Effect.void
+        return Effect.andThen(stop("cancelled"), Deferred.fail(outcome, new JobCancelledError({ job: name })))
+      }),
+      join: Deferred.await(outcome),
+      suspend: Effect.andThen(snapshotNow, stop("suspended")),
+      resume: Effect.suspend((): Effect.Effect<void, JobStateError | SnapshotError> =>
+        status !== "suspended"
+          ? stateError(`only a suspended job can resume; it is ${status}`)
+          : Effect.flatMap(latest, start)
+      ),
+      restart: Effect.suspend((): Effect.Effect<void, JobStateError | SnapshotError> =>
+        status !== "running"
+          ? stateError(`only a running job can restart; it is ${status}`)
+          : Effect.andThen(stop("restarting"), Effect.flatMap(latest, start))
+      ),
+      exportSnapshot: (exportName) =>
+        Effect.andThen(
+          // A suspended job's final snapshot is exported as it is.
+          Effect.suspend(() => (status === "suspended" ? Effect.void : snapshotNow)),
+          Effect.flatMap(latest, (snapshot): Effect.Effect<void, SnapshotError | JobStateError> =>
+            snapshot
+              ? Effect.provideContext(store.save({ ...snapshot, job: exportName }), context) as Effect.Effect<void, SnapshotError>
+              : stateError("no snapshot to export"))
+        )
     }
   })
 
 /** Runs a job to its end (bounded input) and releases its resources. */
-export const run = <R>(pipeline: Pipeline<R>, options?: JobOptions): Effect.Effect<void, JobError, R> =>
+export const run = <R>(pipeline: Pipeline<R>, options?: JobOptions): Effect.Effect<void, JobError | SnapshotError, R> =>
   Effect.scoped(Effect.flatMap(submit(pipeline, options), (job) => job.join))

@@ -38,7 +38,10 @@ export interface Vertex {
   readonly name: string
   readonly parallelism: number
   readonly source: Source<any, any> | undefined
-  readonly steps: Array<{ readonly name: string; readonly make: StepFactory }>
+  /** `stateKey` names a step's state in snapshots: its stage's name (plus a suffix for a first stage). */
+  readonly steps: Array<{ readonly name: string; readonly stateKey: string; readonly make: StepFactory }>
+  /** The unique stage name of the source, under which its positions are saved. */
+  readonly sourceKey: string | undefined
   sink: Sink<any, any> | undefined
   /** Where records that arrive behind the watermark go (otherwise only counted). */
   lateSink: Sink<any, any> | undefined

@@ -82,6 +82,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       name: "",
       parallelism: vertexParallelism,
       source: node.kind === "source" ? node.source : undefined,
+      sourceKey: node.kind === "source" ? nameOf(node) : undefined,
       steps: [],
       sink: undefined,
       lateSink: undefined,
@@ -99,14 +100,18 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     const stages = v.pending
     v.pending = []
     const timed = v.pendingTimed
-    v.steps.push({ name: stages.map((s) => s.name).join("→"), make: () => makeTransform(stages, timed) })
+    const name = stages.map((s) => s.name).join("→")
+    v.steps.push({ name, stateKey: name, make: () => makeTransform(stages, timed) })
   }
-  const addStep = (v: Builder, name: string, make: StepFactory) => {
+  const addStep = (v: Builder, name: string, make: StepFactory, stateKey = name) => {
     flush(v)
-    v.steps.push({ name, make })
+    v.steps.push({ name, stateKey, make })
   }
-  const addOp = (v: Builder, name: string, op: () => Operator<any, any>) =>
-    addStep(v, name, () => Effect.sync(() => sync(op())))
+  const addOp = (v: Builder, name: string, op: () => Operator<any, any>, stateKey = name) =>
+    addStep(v, name, () => Effect.sync(() => sync(op())), stateKey)
+  /** The first (local) stage of a two-stage operation: its state is saved apart from the second's. */
+  const addFirstStage = (v: Builder, name: string, op: () => Operator<any, any>, stateKey = `${name}/local`) =>
+    addOp(v, name, op, stateKey)
 
   /** The vertex a stage reading `input` runs in: `input`'s own, unless its output also feeds others. */
   const fuseTarget = (input: Node): Builder => {
@@ -198,7 +203,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     if (window._tag === "Sliding" && window.earlyResultsPeriod === undefined && upstream0.parallelism > 1) {
       // Two stages: frames accumulate where the events are, only frame partials cross the edge.
       const v = fuseTarget(node.input)
-      addOp(v, name, () => new FrameAccumulate(name, op, key, window))
+      addFirstStage(v, name, () => new FrameAccumulate(name, op, key, window))
       v.lateSink ??= lateSink
       w = behindKey(v, node, key === undefined ? undefined : byEntryKey)
       addOp(w, name, () => new SlidingWindowAggregate(name, op, key, window, true, timedOut))
@@ -259,7 +264,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         if (node.window !== undefined) return lowerWindow(node, name)
         const { key, op } = node
         const v = fuseBare(node.input)
-        addOp(v, name, () => new Accumulate(name, op, key))
+        addFirstStage(v, name, () => new Accumulate(name, op, key))
         const w = behindKey(v, node, key === undefined ? undefined : byEntryKey)
         addOp(w, name, () => new Combine(name, op, key !== undefined))
         return w
@@ -284,7 +289,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       case "distinct": {
         const { key } = node
         const v = fuseBare(node.input)
-        addOp(v, name, () => new Distinct(name, key))
+        addFirstStage(v, name, () => new Distinct(name, key))
         const w = behindKey(v, node, key)
         addOp(w, name, () => new Distinct(name, key))
         return w
@@ -303,7 +308,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         const w = newVertex(node, parallelism)
         node.inputs.forEach(({ key, node: input, op }, ordinal) => {
           const v = fuseBare(input)
-          addOp(v, name, () => new Accumulate(name, op, key))
+          addFirstStage(v, name, () => new Accumulate(name, op, key), `${name}/${ordinal}`)
           connect(v, w, { _tag: "Partitioned", stage: name, key: byEntryKey }, ordinal)
         })
         const ops = node.inputs.map((i) => i.op)
@@ -329,7 +334,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       case "sort": {
         const { compare } = node
         const v = fuseBare(node.input)
-        addOp(v, name, () => new Sort(name, compare))
+        addFirstStage(v, name, () => new Sort(name, compare))
         const w = behindKey(v, node, undefined)
         addOp(w, name, () => new Sort(name, compare))
         return w

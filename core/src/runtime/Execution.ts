@@ -30,8 +30,7 @@ export interface ExecutionOptions {
  */
 const restoredState = (
   snapshot: Snapshot,
-  vertex: string,
-  step: number,
+  stage: string,
   instance: number,
   parallelism: number,
   partitionCount: number
@@ -39,7 +38,7 @@ const restoredState = (
   const keyed: Array<readonly [unknown, unknown]> = []
   const local: Array<unknown> = []
   for (const s of snapshot.steps) {
-    if (s.vertex !== vertex || s.step !== step) continue
+    if (s.stage !== stage) continue
     const data = unpackState(s.data)
     for (const entry of data.keyed) if (partitionOf(entry[0], partitionCount) % parallelism === instance) keyed.push(entry)
     if (s.instance % parallelism === instance) local.push(...data.local)
@@ -103,7 +102,7 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       const ctx = { instance, instances: vertex.parallelism }
       const source = vertex.source
       const { restored, coordinator } = options
-      const restoredPosition = restored?.positions.find(([v, i]) => v === vertex.name && i === instance)?.[2]
+      const restoredPosition = restored?.positions.find(([s, i]) => s === vertex.sourceKey && i === instance)?.[2]
       const reader = source
         ? yield* Effect.mapError(source.open({ ...ctx, batchSize: options.batchSize, restoredPosition }), (cause) =>
           new SourceError({ source: source.name, cause }))
@@ -114,7 +113,7 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       if (restored) {
         for (const [index, step] of steps.entries()) {
           if (step._tag === "Sync" && step.op.restoreState) {
-            step.op.restoreState(restoredState(restored, vertex.name, index, instance, vertex.parallelism, dag.partitionCount))
+            step.op.restoreState(restoredState(restored, vertex.steps[index]!.stateKey, instance, vertex.parallelism, dag.partitionCount))
           }
         }
       }
@@ -140,6 +139,8 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         idleTimeout: vertex.idleTimeout,
         steps,
         stepNames: vertex.steps.map((s) => s.name),
+        stateKeys: vertex.steps.map((s) => s.stateKey),
+        sourceKey: vertex.sourceKey,
         inputs: inputs[vertexId]![instance]!,
         signal: signals[vertexId]![instance]!,
         outputs: outputs[vertexId]![instance]!,

@@ -41,6 +41,8 @@ export interface TaskletSpec {
   readonly idleTimeout: number | undefined
   readonly steps: ReadonlyArray<Step>
   readonly stepNames: ReadonlyArray<string>
+  readonly stateKeys: ReadonlyArray<string>
+  readonly sourceKey: string | undefined
   readonly inputs: ReadonlyArray<Input>
   readonly signal: Signal
   readonly outputs: ReadonlyArray<Output>
@@ -267,7 +269,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
 
   const taskletKey = `${spec.vertex}#${spec.instance}`
   const position = () =>
-    spec.source?.reader.position ? [spec.vertex, spec.instance, spec.source.reader.position()] as const : undefined
+    spec.source?.reader.position ? [spec.sourceKey!, spec.instance, spec.source.reader.position()] as const : undefined
 
   /** This tasklet's part of snapshot `id`: operator state, source position, sink transaction. */
   const snapshot = (coordinator: Coordinator, id: number) =>
@@ -279,7 +281,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         const local: Array<unknown> = []
         yield* attempt(spec.stepNames[index]!, () =>
           op.saveState!({ keyed: (k, v) => void keyed.push([k, v]), local: (v) => void local.push(v) }))
-        states.push({ vertex: spec.vertex, step: index, instance: spec.instance, data: packState({ keyed, local }) })
+        states.push({ stage: spec.stateKeys[index]!, instance: spec.instance, data: packState({ keyed, local }) })
       }
       for (const sink of [spec.sink, spec.lateSink]) {
         if (sink?.writer.prepare) {

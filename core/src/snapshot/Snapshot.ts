@@ -13,8 +13,8 @@ const packr = new Packr({ structuredClone: true, moreTypes: true })
  * operator goes on mutating its live state right after).
  */
 export interface StepState {
-  readonly vertex: string
-  readonly step: number
+  /** The step's state key: its stage's name, so a changed pipeline finds the state of its stages. */
+  readonly stage: string
   readonly instance: number
   /** `packState({ keyed, local })`. */
   readonly data: Uint8Array
@@ -32,8 +32,8 @@ export interface Snapshot {
   readonly job: string
   readonly id: number
   readonly steps: ReadonlyArray<StepState>
-  /** Source positions by `vertex/instance`. */
-  readonly positions: ReadonlyArray<readonly [vertex: string, instance: number, position: unknown]>
+  /** Source positions by source stage name and instance. */
+  readonly positions: ReadonlyArray<readonly [source: string, instance: number, position: unknown]>
 }
 
 export class SnapshotError extends Data.TaggedError("SnapshotError")<{

@@ -1,0 +1,71 @@
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { describe, expect, it } from "vitest"
+import { Platform } from "../core/src/index.ts"
+import { decode, encode, packState, type Snapshot, SnapshotError, unpackState } from "../core/src/snapshot/Snapshot.ts"
+import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
+
+const snapshot = (id: number): Snapshot => ({
+  job: "job/1",
+  id,
+  steps: [{ stage: "v", instance: 0, data: packState({ keyed: [["k", new Map([[1, new Set(["x"])]])]], local: [NaN] }) }],
+  positions: [["src", 0, id * 100]]
+})
+
+const run = <A, E>(effect: Effect.Effect<A, E, any>) => Effect.runPromise(effect.pipe(Effect.provide(Platform.layer)) as Effect.Effect<A, E>)
+
+describe("snapshot encoding", () => {
+  it("round-trips state with Maps, Sets and NaN, compactly", () => {
+    const bytes = encode(snapshot(3))
+    const back = decode("job/1", bytes)
+    expect({ ...back, steps: [] }).toEqual({ ...snapshot(3), steps: [] })
+    expect(unpackState(back.steps[0]!.data)).toEqual({ keyed: [["k", new Map([[1, new Set(["x"])]])]], local: [NaN] })
+    expect(bytes.length).toBeLessThan(JSON.stringify(snapshot(3)).length + 64)
+  })
+
+  it("detects a flipped byte and a truncated snapshot", () => {
+    const bytes = encode(snapshot(3))
+    const flipped = bytes.slice()
+    flipped[bytes.length - 3]! ^= 0x40
+    expect(() => decode("job/1", flipped)).toThrow(/checksum/)
+    expect(() => decode("job/1", bytes.subarray(0, bytes.length - 5))).toThrow(/truncated/)
+    expect(() => decode("job/1", new Uint8Array(3))).toThrow(SnapshotError)
+  })
+})
+
+describe.each([
+  ["memory", () => SnapshotStore.memory()],
+  ["directory", () => SnapshotStore.directory(fs.mkdtempSync(path.join(os.tmpdir(), "tributary-snap-")))]
+])("%s store", (_, make) => {
+  it("returns the newest snapshot and prunes older ones", async () => {
+    const store = make()
+    expect(await run(store.latest("job/1"))).toBeUndefined()
+    await run(store.save(snapshot(1)))
+    await run(store.save(snapshot(2)))
+    expect((await run(store.latest("job/1")))?.id).toBe(2)
+    await run(store.prune("job/1", 2))
+    await run(store.save({ ...snapshot(1), job: "other" }))
+    expect((await run(store.latest("job/1")))?.id).toBe(2)
+    expect((await run(store.latest("other")))?.id).toBe(1)
+  })
+})
+
+describe("directory store", () => {
+  it("never restores a corrupt or partial snapshot: it falls back to the previous one", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-snap-"))
+    const store = SnapshotStore.directory(dir)
+    await run(store.save(snapshot(1)))
+    await run(store.save(snapshot(2)))
+    const newest = fs.readdirSync(dir).filter((f) => f.endsWith(".snapshot")).sort().at(-1)!
+    const file = path.join(dir, newest)
+    const bytes = fs.readFileSync(file)
+    fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10))
+    expect((await run(store.latest("job/1")))?.id).toBe(1)
+    // A temp file left by a crash mid-write is not a snapshot.
+    fs.writeFileSync(path.join(dir, `${newest}.tmp`), "partial")
+    expect((await run(store.latest("job/1")))?.id).toBe(1)
+    expect(fs.readdirSync(dir).some((f) => f.endsWith(".tmp"))).toBe(true)
+  })
+})
