@@ -6,6 +6,10 @@
 import { Effect, FileSystem } from "effect"
 import { decode, encode, type Snapshot, SnapshotError } from "./Snapshot.ts"
 
+/** The binary form of a snapshot (checksummed), for stores written elsewhere. */
+export { decode, encode } from "./Snapshot.ts"
+export type { Snapshot } from "./Snapshot.ts"
+
 export interface SnapshotStore {
   readonly name: string
   /** Stores a complete snapshot; when this returns it survives a crash. */

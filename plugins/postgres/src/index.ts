@@ -1,0 +1,2 @@
+/** Tributary on PostgreSQL. */
+export * as PostgresSnapshotStore from "./SnapshotStore.ts"
