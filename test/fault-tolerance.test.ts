@@ -141,3 +141,50 @@ describe("fault tolerance", () => {
     if (exit._tag === "Failure") expect(String(exit.cause)).toContain("always")
   })
 })
+
+describe("file sink, exactly-once", () => {
+  it.each([1, 2, 3])("a record becomes visible once, after the snapshot that covers it (seed %i)", async (seed) => {
+    const fs = await import("node:fs")
+    const os = await import("node:os")
+    const path = await import("node:path")
+    const { Platform } = await import("../core/src/index.ts")
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-2pc-"))
+    const random = rng(seed)
+    const fail = faults([200 + Math.floor(random() * 1500), 1800 + Math.floor(random() * 1000)])
+    // Failed snapshot writes: every sink instance has prepared, the snapshot never completes.
+    const failSave = faults([2 + Math.floor(random() * 4), 8 + Math.floor(random() * 4)])
+    const base = SnapshotStore.memory()
+    let completed = 0
+    const store: SnapshotStore.SnapshotStore = {
+      ...base,
+      save: (s) =>
+        Effect.andThen(Effect.sync(() => failSave("store")), Effect.tap(base.save(s), () => Effect.sync(() => void (completed = s.id))))
+    }
+    let early: Array<string> = []
+    let visibleWhileRunning = 0
+    const job = Pipeline.from(Sources.generator({ make: (seq) => seq, count: N, itemsPerSecond: 15_000 })).pipe(
+      Stage.map((seq) => {
+        fail("map")
+        // Visible files belong to completed snapshots only.
+        const visible = fs.readdirSync(dir).filter((f) => f.startsWith("part-"))
+        visibleWhileRunning = Math.max(visibleWhileRunning, visible.length)
+        early = [...early, ...visible.filter((f) => Number(f.split("-")[2]) > completed)]
+        return String(seq)
+      }),
+      Stage.writeTo(Sinks.directory(dir))
+    )
+    await Effect.runPromise(Tributary.run(job, {
+      parallelism: 2,
+      batchSize: 32,
+      processingGuarantee: "exactly-once",
+      snapshotInterval: "10 millis",
+      snapshotStore: store
+    }).pipe(Effect.provide(Platform.layer)))
+    const files = fs.readdirSync(dir)
+    expect(files.every((f) => f.startsWith("part-"))).toBe(true)
+    expect(visibleWhileRunning).toBeGreaterThan(0)
+    expect(early).toEqual([])
+    const lines = files.flatMap((f) => fs.readFileSync(path.join(dir, f), "utf8").split("\n").filter((l) => l.length > 0))
+    expect(lines.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i))
+  })
+})

@@ -1,4 +1,5 @@
 import { Effect, Exit, FileSystem, Scope } from "effect"
+import { FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
 import * as Sink from "../pipeline/Sink.ts"
 
 export interface DirectorySinkOptions<A> {
@@ -7,11 +8,17 @@ export interface DirectorySinkOptions<A> {
   readonly format?: ((a: A) => string) | undefined
 }
 
+const pad = (n: number, width: number) => String(n).padStart(width, "0")
+
 /**
  * Writes each record as a line into `directory` (created if missing), one file
- * per instance named `part-00000`, `part-00001`, ... Each instance writes to a
- * hidden temp file and renames it when the job completes, so readers only
- * ever see whole files; a failed or cancelled job removes its temp files.
+ * per instance: `part-00000`, `part-00001`, ... Records go to a hidden temp
+ * file; readers only ever see whole files. The sink is two-phase-commit:
+ * with a processing guarantee, each snapshot barrier turns the temp file into
+ * a hidden pending transaction and the completed snapshot renames it to
+ * `part-<instance>-<snapshot>`, so with exactly-once a record becomes visible
+ * once, after the snapshot that covers it. The last part is `part-<instance>`,
+ * renamed when the job completes; a failed or cancelled job leaves no partial file.
  */
 export const files = <A>(
   directory: string,
@@ -20,34 +27,62 @@ export const files = <A>(
   const format = options?.format ?? ((a: A) => (typeof a === "string" ? a : JSON.stringify(a)))
   return Sink.make({
     name: options?.name ?? "directory",
-    open: ({ instance }) =>
+    open: ({ instance, restoredSnapshot }) =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
-        const part = `part-${String(instance).padStart(5, "0")}`
         const dir = directory.endsWith("/") ? directory : `${directory}/`
-        const finalPath = `${dir}${part}`
+        const part = `part-${pad(instance, 5)}`
         const tempPath = `${dir}.${part}.tmp`
+        const pendingPrefix = `.${part}.`
+        const pendingPath = (id: number) => `${dir}${pendingPrefix}${pad(id, 16)}.pending`
+        const finalPath = (id: number) => (id === FINAL_SNAPSHOT ? `${dir}${part}` : `${dir}${part}-${pad(id, 12)}`)
         yield* fs.makeDirectory(directory, { recursive: true })
-        let renamed = false
-        // registered before the file's scope, so it runs after the handle is closed
-        yield* Effect.addFinalizer(() => (renamed ? Effect.void : Effect.ignore(fs.remove(tempPath, { force: true }))))
-        const fileScope = yield* Scope.fork(yield* Effect.scope)
-        const file = yield* Scope.provide(fs.open(tempPath, { flag: "w" }), fileScope)
+
+        /** Pending transactions of this instance, by snapshot id, oldest first. */
+        const pendingIds = Effect.map(fs.readDirectory(directory), (names) =>
+          names.filter((n) => n.startsWith(pendingPrefix) && n.endsWith(".pending"))
+            .map((n) => Number(n.slice(pendingPrefix.length, -".pending".length)))
+            .sort((a, b) => a - b))
+        const commit = (upTo: number) =>
+          Effect.flatMap(pendingIds, (ids) =>
+            Effect.forEach(ids.filter((id) => id <= upTo), (id) => fs.rename(pendingPath(id), finalPath(id)), { discard: true }))
+
+        // After a restart: transactions the restored snapshot covers are committed, later ones
+        // (and any on a fresh start) discarded — their records are replayed.
+        if (restoredSnapshot !== undefined) yield* commit(restoredSnapshot)
+        for (const id of yield* pendingIds) yield* fs.remove(pendingPath(id))
+
+        let written = 0
+        let file: { readonly handle: FileSystem.File; readonly scope: Scope.Closeable } | undefined
+        const open = Effect.gen(function*() {
+          const scope = yield* Scope.make()
+          const handle = yield* Scope.provide(fs.open(tempPath, { flag: "w" }), scope)
+          file = { handle, scope }
+          written = 0
+        })
+        const close = Effect.suspend(() => {
+          const f = file
+          file = undefined
+          return f ? Effect.andThen(f.handle.sync, Scope.close(f.scope, Exit.void)) : Effect.void
+        })
+        // A temp file left by a failure or a cancel is removed once its handle is closed.
+        yield* Effect.addFinalizer(() => Effect.andThen(Effect.ignore(close), Effect.ignore(fs.remove(tempPath, { force: true }))))
+        yield* open
         const encoder = new TextEncoder()
         return {
           write: (batch) =>
-            batch.length === 0
-              ? Effect.void
-              : Effect.flatMap(
-                Effect.try({ try: () => encoder.encode(batch.map(format).join("\n") + "\n"), catch: (e) => e }),
-                (bytes) => file.writeAll(bytes)
-              ),
-          complete: Effect.uninterruptible(Effect.gen(function*() {
-            yield* file.sync
-            yield* Scope.close(fileScope, Exit.void)
-            yield* fs.rename(tempPath, finalPath)
-            renamed = true
-          }))
+            batch.length === 0 ? Effect.void : Effect.flatMap(
+              Effect.try({ try: () => encoder.encode(batch.map(format).join("\n") + "\n"), catch: (e) => e }),
+              (bytes) => Effect.andThen(file!.handle.writeAll(bytes), Effect.sync(() => void (written += batch.length)))
+            ),
+          prepare: (id) =>
+            Effect.gen(function*() {
+              if (written === 0 && id !== FINAL_SNAPSHOT) return
+              yield* close
+              yield* fs.rename(tempPath, pendingPath(id))
+              if (id !== FINAL_SNAPSHOT) yield* open
+            }),
+          commit: (id) => commit(id)
         }
       })
   })
