@@ -188,3 +188,29 @@ describe("file sink, exactly-once", () => {
     expect(lines.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: N }, (_, i) => i))
   })
 })
+
+describe("a branch that ended before a failure", () => {
+  it("keeps its committed output exactly once across the restart", async () => {
+    const short = Sinks.collect<number>({ transactional: true })
+    const long = Sinks.collect<number>({ transactional: true })
+    const fail = faults([2500])
+    const job = Pipeline.make(
+      Pipeline.from(Sources.generator({ make: (i) => i, count: 200 })).pipe(Stage.writeTo(short)),
+      Pipeline.from(Sources.generator({ make: (i) => i, count: 4000, itemsPerSecond: 20_000 })).pipe(
+        Stage.map((i) => {
+          fail("long branch")
+          return i
+        }),
+        Stage.writeTo(long)
+      )
+    )
+    const restarts = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const handle = yield* Tributary.submit(job, { processingGuarantee: "exactly-once", snapshotInterval: "10 millis", batchSize: 50 })
+      yield* handle.join
+      return (yield* handle.metrics).restarts
+    })))
+    expect(restarts).toBe(1)
+    expect([...short.items].sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i))
+    expect([...long.items].sort((a, b) => a - b)).toEqual(Array.from({ length: 4000 }, (_, i) => i))
+  })
+})

@@ -15,7 +15,7 @@ const withStore = <A, E>(f: (store: SnapshotStore.SnapshotStore) => Effect.Effec
 describe("PostgreSQL snapshot store", () => {
   it("keeps snapshots per job, returns the newest intact one, prunes older ones", async () => {
     const job = unique("store")
-    const snapshot = (id: number): SnapshotStore.Snapshot => ({ job, id, steps: [], positions: [["src", 0, id]] })
+    const snapshot = (id: number): SnapshotStore.Snapshot => ({ job, id, steps: [], ended: [], positions: [["src", 0, id]] })
     const result = await withStore((store) =>
       Effect.gen(function*() {
         const empty = yield* store.latest(job)

@@ -10,6 +10,7 @@ import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
 const snapshot = (id: number): Snapshot => ({
   job: "job/1",
   id,
+  ended: [],
   steps: [{ stage: "v", instance: 0, data: packState({ keyed: [["k", new Map([[1, new Set(["x"])]])]], local: [NaN] }) }],
   positions: [["src", 0, id * 100]]
 })

@@ -4,7 +4,7 @@ import type { Dag, Edge } from "../plan/Dag.ts"
 import type { RestoredState } from "../operator/Operator.ts"
 import { partitionOf } from "../plan/partition.ts"
 import type { Sink } from "../pipeline/Sink.ts"
-import type { Coordinator } from "../snapshot/Coordinator.ts"
+import { type Coordinator, FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
 import { type Snapshot, unpackState } from "../snapshot/Snapshot.ts"
 import { Channel, Signal } from "./Channel.ts"
 import type { Item } from "./Control.ts"
@@ -120,11 +120,21 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       const openSink = (sink: Sink<any, any> | undefined) =>
         sink
           ? Effect.map(
-            Effect.mapError(sink.open({ ...ctx, restoredSnapshot: restored?.id }), (cause) => new SinkError({ sink: sink.name, cause })),
+            Effect.mapError(
+              sink.open({
+                ...ctx,
+                // A sink that had ended commits its final transaction too: nothing of it will replay.
+                restoredSnapshot: restored?.ended.includes(`${vertex.name}#${instance}`) ? FINAL_SNAPSHOT : restored?.id
+              }),
+              (cause) => new SinkError({ sink: sink.name, cause })
+            ),
             (writer) => {
               if (writer.commit && coordinator) {
                 const commit = writer.commit
-                coordinator.register((id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause })))
+                coordinator.register(
+                  `${vertex.name}#${instance}`,
+                  (id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause }))
+                )
               }
               return { name: sink.name, writer }
             }

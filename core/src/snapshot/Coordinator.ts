@@ -31,7 +31,7 @@ export class Coordinator {
   readonly guarantee: Exclude<Guarantee, "none">
   private readonly pending = new Map<number, Map<string, Contribution>>()
   private readonly finished = new Map<string, Contribution>()
-  private readonly committers: Array<(id: number) => Effect.Effect<void, unknown>> = []
+  private readonly committers: Array<{ readonly tasklet: string; readonly commit: (id: number) => Effect.Effect<void, unknown> }> = []
   private readonly job: string
   private readonly store: SnapshotStore
   private readonly tasklets: number
@@ -45,14 +45,14 @@ export class Coordinator {
     this.completed = startAfter
   }
 
-  /** A two-phase-commit sink instance, committed when a snapshot completes. */
-  register(commit: (id: number) => Effect.Effect<void, unknown>): void {
-    this.committers.push(commit)
+  /** A two-phase-commit sink instance (in `tasklet`), committed when a snapshot completes. */
+  register(tasklet: string, commit: (id: number) => Effect.Effect<void, unknown>): void {
+    this.committers.push({ tasklet, commit })
   }
 
   /** The job succeeded: commit the sinks' final transactions. */
   finish(): Effect.Effect<void, unknown> {
-    return Effect.forEach(this.committers, (commit) => commit(FINAL_SNAPSHOT), { discard: true })
+    return Effect.forEach(this.committers, ({ commit }) => commit(FINAL_SNAPSHOT), { discard: true })
   }
 
   /** Starts the next snapshot unless one is still in flight. */
@@ -86,17 +86,24 @@ export class Coordinator {
       job: this.job,
       id,
       steps: [...all.values()].flatMap((c) => c.steps),
+      ended: [...this.finished.keys()],
       positions: [...all.values()].flatMap((c) => (c.position ? [c.position] : []))
     }
     this.pending.delete(id)
     const { store, committers, job } = this
+    // A sink that ended before this snapshot prepared its final transaction; the snapshot
+    // records it as ended (nothing to replay), so that transaction must be committed with it.
+    const ended = new Set(this.finished.keys())
     const markCompleted = () => {
       this.completed = id
     }
     return Effect.gen(function*() {
       yield* store.save(snapshot)
       markCompleted()
-      for (const commit of committers) yield* commit(id)
+      for (const { tasklet, commit } of committers) {
+        yield* commit(id)
+        if (ended.has(tasklet)) yield* commit(FINAL_SNAPSHOT)
+      }
       yield* store.prune(job, id)
     })
   }

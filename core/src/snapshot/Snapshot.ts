@@ -32,6 +32,8 @@ export interface Snapshot {
   readonly job: string
   readonly id: number
   readonly steps: ReadonlyArray<StepState>
+  /** Tasklets (`vertex#instance`) that had ended: a sink among them had prepared its final transaction. */
+  readonly ended: ReadonlyArray<string>
   /** Source positions by source stage name and instance. */
   readonly positions: ReadonlyArray<readonly [source: string, instance: number, position: unknown]>
 }
