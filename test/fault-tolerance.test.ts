@@ -214,3 +214,36 @@ describe("a branch that ended before a failure", () => {
     expect([...long.items].sort((a, b) => a - b)).toEqual(Array.from({ length: 4000 }, (_, i) => i))
   })
 })
+
+describe("file source, exactly-once", () => {
+  it("replays from its position after a failure: every line once", async () => {
+    const fs = await import("node:fs")
+    const os = await import("node:os")
+    const path = await import("node:path")
+    const { Platform } = await import("../core/src/index.ts")
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-replay-"))
+    const expected: Array<string> = []
+    for (let f = 0; f < 4; f++) {
+      const lines = Array.from({ length: 700 }, (_, i) => `file${f}-line${i}`)
+      expected.push(...lines)
+      fs.writeFileSync(path.join(dir, `in-${f}.txt`), lines.join("\n") + "\n")
+    }
+    const fail = faults([900, 2100])
+    const out = Sinks.collect<string>({ transactional: true })
+    // Slow enough for snapshots to land between the faults.
+    const job = Pipeline.from(Sources.files(dir)).pipe(
+      Stage.mapEffect((line: string) => {
+        fail("slow map")
+        return Effect.as(Effect.sleep(0), line)
+      }, { concurrency: 64 }),
+      Stage.writeTo(out)
+    )
+    const restarts = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const handle = yield* Tributary.submit(job, { parallelism: 2, batchSize: 50, processingGuarantee: "exactly-once", snapshotInterval: "5 millis" })
+      yield* handle.join
+      return (yield* handle.metrics).restarts
+    })).pipe(Effect.provide(Platform.layer)))
+    expect(restarts).toBe(2)
+    expect([...out.items].sort()).toEqual([...expected].sort())
+  })
+})

@@ -176,9 +176,13 @@ class LineDecoder {
 export const files = (directory: string, options?: FilesOptions): Source.Source<string, FileSystem.FileSystem> =>
   Source.make({
     name: options?.name ?? "files",
-    open: ({ batchSize, instance, instances }) =>
+    open: ({ batchSize, instance, instances, restoredPosition }) =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
+        // Replayable: the position is the number of lines this instance emitted; a restart
+        // reads the same files in the same order and skips that many.
+        let emitted = typeof restoredPosition === "number" ? restoredPosition : 0
+        let skip = emitted
         const scope = yield* Effect.scope
         const paths = (yield* listFiles(fs, directory, options?.glob ?? "*"))
           .filter((_, j) => j % instances === instance)
@@ -210,19 +214,36 @@ export const files = (directory: string, options?: FilesOptions): Source.Source<
           }
         })
 
+        const next = Effect.gen(function*() {
+          if (lines.length - taken < batchSize && taken > 0) {
+            lines.splice(0, taken)
+            taken = 0
+          }
+          while (lines.length < batchSize && (current !== undefined || nextFile < paths.length)) {
+            yield* current === undefined ? openNext : readChunk
+          }
+          if (taken === lines.length) return undefined
+          const batch = lines.slice(taken, taken + batchSize)
+          taken += batch.length
+          return batch
+        })
+
         return {
+          position: () => emitted,
           pull: Effect.gen(function*() {
-            if (lines.length - taken < batchSize && taken > 0) {
-              lines.splice(0, taken)
-              taken = 0
+            while (true) {
+              const batch = yield* next
+              if (batch === undefined || skip === 0) {
+                if (batch) emitted += batch.length
+                return batch
+              }
+              const skipped = Math.min(skip, batch.length)
+              skip -= skipped
+              if (skipped < batch.length) {
+                emitted += batch.length - skipped
+                return batch.slice(skipped)
+              }
             }
-            while (lines.length < batchSize && (current !== undefined || nextFile < paths.length)) {
-              yield* current === undefined ? openNext : readChunk
-            }
-            if (taken === lines.length) return undefined
-            const batch = lines.slice(taken, taken + batchSize)
-            taken += batch.length
-            return batch
           })
         }
       })
