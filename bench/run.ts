@@ -5,11 +5,12 @@
  */
 import * as os from "node:os"
 import type { Benchmark, Measurement } from "./harness.ts"
+import { snapshots } from "./snapshots.ts"
 import { stateless } from "./stateless.ts"
 import { windowed } from "./windowed.ts"
 import { wordcount } from "./wordcount.ts"
 
-const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed]
+const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots]
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")

@@ -26,10 +26,10 @@ const job = (source: ReturnType<typeof Sources.generator<Ev>>, sink: Sink.Sink<S
   )
 
 /** Events/s of the source over `seconds`, after a warm-up, with event time advancing 1 ms per 1000 events. */
-const throughput = (seconds: number) =>
+export const throughput = (seconds: number, options?: Tributary.JobOptions) =>
   Effect.scoped(Effect.gen(function*() {
     const discard = Sink.make<unknown>({ name: "discard", open: () => Effect.succeed({ write: () => Effect.void }) })
-    const running = yield* Tributary.submit(job(Sources.generator({ make: (seq) => ({ key: seq % KEYS, t: seq / 1000 }) }), discard))
+    const running = yield* Tributary.submit(job(Sources.generator({ make: (seq) => ({ key: seq % KEYS, t: seq / 1000 }) }), discard), options)
     const read = Effect.map(running.metrics, (m) => m.instances.filter((i) => i.vertex.startsWith("generator")).reduce((n, i) => n + i.recordsIn, 0))
     yield* Effect.sleep("2 seconds")
     const before = yield* read

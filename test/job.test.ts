@@ -1,6 +1,7 @@
 import { Effect, Fiber } from "effect"
 import { describe, expect, it } from "vitest"
 import {
+  Aggregate,
   JobCancelledError,
   PlanError,
   Pipeline,
@@ -133,6 +134,25 @@ describe("job handle", () => {
     expect(outcome.status).toBe("cancelled")
     expect(outcome.joined).toBeInstanceOf(JobCancelledError)
     expect(open).toBe(0)
+  })
+
+  it("a busy job whose stages emit nothing still lets the process's timers run", async () => {
+    let ticks = 0
+    let ticksAtFirstRecord: number | undefined
+    const timer = setInterval(() => ticks++, 1)
+    // Keyed state, then nothing out: the tasklets only ever hand each other batches.
+    await runJob(
+      Pipeline.from(Sources.generator({ make: (i) => i, count: 2_000_000 })).pipe(
+        Stage.peek(() => void (ticksAtFirstRecord ??= ticks)),
+        Stage.groupingKey((i) => i % 1000),
+        Stage.rollingAggregate(Aggregate.counting()),
+        Stage.filter(() => false),
+        Stage.writeTo(Sinks.collect())
+      )
+    )
+    const ticksDuringJob = ticks - ticksAtFirstRecord!
+    clearInterval(timer)
+    expect(ticksDuringJob).toBeGreaterThan(0)
   })
 
   it("metrics count records and batches per vertex instance", async () => {

@@ -4,14 +4,14 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Platform } from "../core/src/index.ts"
-import { decode, encode, packState, type Snapshot, SnapshotError, unpackState } from "../core/src/snapshot/Snapshot.ts"
+import { crc32, decode, encode, packState, type Snapshot, SnapshotError, unpackState } from "../core/src/snapshot/Snapshot.ts"
 import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
 
 const snapshot = (id: number): Snapshot => ({
   job: "job/1",
   id,
   ended: [],
-  steps: [{ stage: "v", instance: 0, data: packState({ keyed: [["k", new Map([[1, new Set(["x"])]])]], local: [NaN] }) }],
+  steps: [{ stage: "v", instance: 0, data: packState({ keyed: [[["open", 20], ["k", 7], [new Map([[1, new Set(["x"])]]), undefined]]], local: [NaN] }) }],
   positions: [["src", 0, id * 100]]
 })
 
@@ -22,8 +22,14 @@ describe("snapshot encoding", () => {
     const bytes = encode(snapshot(3))
     const back = decode("job/1", bytes)
     expect({ ...back, steps: [] }).toEqual({ ...snapshot(3), steps: [] })
-    expect(unpackState(back.steps[0]!.data)).toEqual({ keyed: [["k", new Map([[1, new Set(["x"])]])]], local: [NaN] })
+    expect(unpackState(back.steps[0]!.data)).toEqual({ keyed: [[["open", 20], ["k", 7], [new Map([[1, new Set(["x"])]]), undefined]]], local: [NaN] })
     expect(bytes.length).toBeLessThan(JSON.stringify(snapshot(3)).length + 64)
+  })
+
+  it("checksums with the standard CRC-32 (check value of \"123456789\", any length)", () => {
+    expect(crc32(new TextEncoder().encode("123456789"))).toBe(0xcbf43926)
+    expect(crc32(new TextEncoder().encode("The quick brown fox jumps over the lazy dog"))).toBe(0x414fa339)
+    expect(crc32(new Uint8Array(0))).toBe(0)
   })
 
   it("detects a flipped byte and a truncated snapshot", () => {

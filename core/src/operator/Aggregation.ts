@@ -3,13 +3,11 @@ import { StageError } from "../errors.ts"
 import { event } from "../pipeline/Event.ts"
 import { eachRecord, guarded } from "./failure.ts"
 import { KeyedMap } from "./KeyedMap.ts"
-import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
+import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "./Operator.ts"
 
 /** Keyed state as snapshot entries, and back. */
 export const saveKeyed = <V>(map: KeyedMap<V>, state: StateWriter) => map.forEach((v, k) => state.keyed(k, v))
-export const restoreKeyed = <V>(map: KeyedMap<V>, { keyed }: RestoredState) => {
-  for (const [k, v] of keyed) map.set(k, v as V)
-}
+export const restoreKeyed = <V>(map: KeyedMap<V>, state: RestoredState) => forEachKeyed(state, (k, v) => map.set(k, v as V))
 
 /** What the first stage of an aggregation sends over the partitioned edge. */
 export type Partial = readonly [key: unknown, acc: unknown]
@@ -73,7 +71,7 @@ export class Accumulate implements Operator<unknown, Partial | unknown> {
     const { op, accs } = this
     if (this.key === undefined) for (const acc of state.local) this.acc = op.combine(this.acc, acc)
     // Local pre-aggregation: one key's accumulators may come from several old instances.
-    else for (const [k, acc] of state.keyed) accs.set(k, accs.has(k) ? op.combine(accs.get(k), acc) : acc)
+    else forEachKeyed(state, (k, acc) => accs.set(k, accs.has(k) ? op.combine(accs.get(k), acc) : acc))
   }
 }
 

@@ -2,7 +2,7 @@ import { event } from "../pipeline/Event.ts"
 import { eachRecord } from "./failure.ts"
 import { KeyedMap } from "./KeyedMap.ts"
 import { restoreKeyed, saveKeyed } from "./Aggregation.ts"
-import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
+import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "./Operator.ts"
 
 /**
  * `mapStateful`: one user state per key, created on the key's first record.
@@ -60,12 +60,12 @@ export class MapStateful implements Operator<unknown, unknown> {
     this.states.forEach((s, k) => state.keyed(k, [s, this.lastSeen.get(k)]))
   }
 
-  restoreState({ keyed }: RestoredState): void {
-    for (const [k, v] of keyed) {
+  restoreState(state: RestoredState): void {
+    forEachKeyed(state, (k, v) => {
       const [s, last] = v as [unknown, number | undefined]
       this.states.set(k, s)
       if (last !== undefined) this.lastSeen.set(k, last)
-    }
+    })
   }
 }
 

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { SinkError, SourceError, StageError } from "../errors.ts"
 import type { Dag, Edge } from "../plan/Dag.ts"
-import type { RestoredState } from "../operator/Operator.ts"
+import type { KeyedColumns, RestoredState } from "../operator/Operator.ts"
 import { partitionOf } from "../plan/partition.ts"
 import type { Sink } from "../pipeline/Sink.ts"
 import { type Coordinator, FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
@@ -35,12 +35,21 @@ const restoredState = (
   parallelism: number,
   partitionCount: number
 ): RestoredState => {
-  const keyed: Array<readonly [unknown, unknown]> = []
+  const keyed: Array<KeyedColumns> = []
   const local: Array<unknown> = []
   for (const s of snapshot.steps) {
     if (s.stage !== stage) continue
     const data = unpackState(s.data)
-    for (const entry of data.keyed) if (partitionOf(entry[0], partitionCount) % parallelism === instance) keyed.push(entry)
+    for (const [tag, keys, values] of data.keyed) {
+      const ownKeys: Array<unknown> = []
+      const ownValues: Array<unknown> = []
+      for (let i = 0; i < keys.length; i++) {
+        if (partitionOf(keys[i], partitionCount) % parallelism !== instance) continue
+        ownKeys.push(keys[i])
+        ownValues.push(values[i])
+      }
+      if (ownKeys.length > 0) keyed.push([tag, ownKeys, ownValues])
+    }
     if (s.instance % parallelism === instance) local.push(...data.local)
   }
   return { keyed, local }

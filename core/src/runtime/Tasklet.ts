@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { SinkError, SourceError, StageError } from "../errors.ts"
-import type { Operator, Step } from "../operator/Operator.ts"
+import type { KeyedColumns, Operator, Step } from "../operator/Operator.ts"
 import { type Coordinator, FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
 import { packState, type StepState } from "../snapshot/Snapshot.ts"
 import type { Edge } from "../plan/Dag.ts"
@@ -55,6 +55,9 @@ export interface TaskletSpec {
 
 type SyncOp = Operator<unknown, unknown>
 
+/** How long a tasklet runs before it lets the rest of the process (timers, I/O) have a turn. */
+const YIELD_INTERVAL_MS = Infinity
+
 /**
  * A tasklet: one instance of a vertex, run as a fiber. It takes batches from
  * its source or its input channels, runs them through its steps and sends the
@@ -75,6 +78,18 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
   const tickInterval = ticking.length === 0 ? undefined : Math.min(...ticking.map((s) => s.op.tickInterval!))
   let roundRobin = spec.instance
   let sentWatermark = -Infinity
+
+  // Tasklets resume each other synchronously through channels, and Effect does
+  // not count a generator step that yields a ready value toward its yield
+  // budget: without this, a busy pipeline whose stages emit nothing could keep
+  // timers and I/O of the whole process waiting forever.
+  let lastYield = Date.now()
+  const cooperate = Effect.suspend(() => {
+    const now = Date.now()
+    if (now - lastYield < YIELD_INTERVAL_MS) return Effect.void
+    lastYield = now
+    return Effect.yieldNow
+  })
 
   /** A throw inside an operator is a typed failure of the job, not a defect. */
   const attempt = <A>(stage: string, body: () => A): Effect.Effect<A, StageError> =>
@@ -277,10 +292,19 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
       const states: Array<StepState> = []
       for (const { op, index } of syncOps) {
         if (!op.saveState) continue
-        const keyed: Array<readonly [unknown, unknown]> = []
+        const keys: Array<unknown> = []
+        const values: Array<unknown> = []
+        const keyed: Array<KeyedColumns> = [[undefined, keys, values]]
         const local: Array<unknown> = []
         yield* attempt(spec.stepNames[index]!, () =>
-          op.saveState!({ keyed: (k, v) => void keyed.push([k, v]), local: (v) => void local.push(v) }))
+          op.saveState!({
+            keyed: (k, v) => {
+              keys.push(k)
+              values.push(v)
+            },
+            keyedColumns: (tag, keys, values) => void keyed.push([tag, keys, values]),
+            local: (v) => void local.push(v)
+          }))
         states.push({ stage: spec.stateKeys[index]!, instance: spec.instance, data: packState({ keyed, local }) })
       }
       for (const sink of [spec.sink, spec.lateSink]) {
@@ -301,6 +325,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
       const coordinator = spec.coordinator
       let barrier = coordinator?.completed ?? 0
       while (true) {
+        yield* cooperate
         if (coordinator && coordinator.requested > barrier) {
           barrier = coordinator.requested
           yield* snapshot(coordinator, barrier)
@@ -387,6 +412,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     let next = 0
     let lastTick = Date.now()
     while (open > 0) {
+      yield* cooperate
       // Only inputs of the lowest pending priority are read (a join's side input first).
       let priority = Infinity
       for (const input of inputs) if (!input.done && input.priority < priority) priority = input.priority

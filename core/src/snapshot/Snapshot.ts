@@ -5,8 +5,11 @@
  */
 import { Data } from "effect"
 import { Packr } from "msgpackr"
+import type { KeyedColumns } from "../operator/Operator.ts"
 
-const packr = new Packr({ structuredClone: true, moreTypes: true })
+// `moreTypes` keeps Maps, Sets, typed arrays and dates; no `structuredClone`: its
+// reference tracking makes encoding many small values ten times slower.
+const packr = new Packr({ moreTypes: true })
 
 /**
  * The state one step of one vertex instance wrote, encoded at the barrier (the
@@ -21,7 +24,7 @@ export interface StepState {
 }
 
 export interface StateData {
-  readonly keyed: ReadonlyArray<readonly [unknown, unknown]>
+  readonly keyed: ReadonlyArray<KeyedColumns>
   readonly local: ReadonlyArray<unknown>
 }
 
@@ -50,16 +53,34 @@ export class SnapshotError extends Data.TaggedError("SnapshotError")<{
 
 const MAGIC = 0x54524942 // "TRIB"
 
-/** CRC-32 (IEEE), to tell a damaged snapshot from a good one. */
-const table = Array.from({ length: 256 }, (_, n) => {
-  let c = n
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  return c >>> 0
-})
-const crc32 = (bytes: Uint8Array): number => {
-  let c = 0xffffffff
-  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8)
-  return (c ^ 0xffffffff) >>> 0
+/**
+ * CRC-32 (IEEE), to tell a damaged snapshot from a good one. Slicing-by-8
+ * (eight bytes per step through eight tables): about 4x the byte-wise loop,
+ * which matters on snapshots of tens of megabytes.
+ */
+const tables = (() => {
+  const t = new Int32Array(256 * 8)
+  for (let n = 0; n < 256; n++) {
+    let c = n
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+    t[n] = c
+  }
+  for (let n = 0; n < 256; n++) {
+    for (let k = 1; k < 8; k++) t[k * 256 + n] = t[t[(k - 1) * 256 + n]! & 0xff]! ^ (t[(k - 1) * 256 + n]! >>> 8)
+  }
+  return t
+})()
+export const crc32 = (b: Uint8Array): number => {
+  const t = tables
+  let c = ~0
+  let i = 0
+  for (; i + 8 <= b.length; i += 8) {
+    const lo = c ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24))
+    c = t[1792 + (lo & 0xff)]! ^ t[1536 + ((lo >>> 8) & 0xff)]! ^ t[1280 + ((lo >>> 16) & 0xff)]! ^ t[1024 + (lo >>> 24)]! ^
+      t[768 + b[i + 4]!]! ^ t[512 + b[i + 5]!]! ^ t[256 + b[i + 6]!]! ^ t[b[i + 7]!]!
+  }
+  for (; i < b.length; i++) c = t[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)
+  return ~c >>> 0
 }
 
 /** Header: magic, body length, CRC-32 of the body; then the body. */

@@ -1,7 +1,7 @@
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import { eachRecord, guarded } from "../operator/failure.ts"
 import { KeyedMap } from "../operator/KeyedMap.ts"
-import type { Operator, RestoredState, StateWriter } from "../operator/Operator.ts"
+import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "../operator/Operator.ts"
 import { type Event, event } from "../pipeline/Event.ts"
 import type { SessionWindow, WindowResult } from "./Window.ts"
 
@@ -90,9 +90,9 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
     state.local(this.watermarkTime)
   }
 
-  restoreState({ keyed, local }: RestoredState): void {
-    for (const [k, list] of keyed) this.sessions.set(k, list as Array<Session>)
-    for (const w of local as Array<number>) this.watermarkTime = Math.max(this.watermarkTime, w)
+  restoreState(state: RestoredState): void {
+    forEachKeyed(state, (k, list) => this.sessions.set(k, list as Array<Session>))
+    for (const w of state.local as Array<number>) this.watermarkTime = Math.max(this.watermarkTime, w)
   }
 
   onTick(now: number, out: Array<unknown>): void {

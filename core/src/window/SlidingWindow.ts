@@ -8,6 +8,9 @@ import type { SlidingWindow, WindowResult } from "./Window.ts"
 /** A frame's partial accumulator for one key, as sent over the partitioned edge. */
 export type FramePartial = readonly [key: unknown, frameEnd: number, acc: unknown]
 
+/** How a frame's column of keyed state is tagged in a snapshot. */
+type FrameTag = readonly ["open" | "applied", end: number]
+
 /** The end of the frame (of length `step`) holding time `t`. */
 const frameEndOf = (t: number, step: number) => Math.floor(t / step) * step + step
 
@@ -24,24 +27,25 @@ class Frames {
     return frame
   }
 
-  /** Per key, its `[frameEnd, acc]` pairs. */
-  byKey(): KeyedMap<Array<[number, unknown]>> {
-    const byKey = new KeyedMap<Array<[number, unknown]>>()
+  /** Each frame as one column of keys and accumulators, tagged `["open", end]`. */
+  save(state: StateWriter): void {
     for (const [end, frame] of this.byEnd) {
+      const keys: Array<unknown> = []
+      const accs: Array<unknown> = []
       frame.forEach((acc, k) => {
-        const list = byKey.get(k)
-        if (list) list.push([end, acc])
-        else byKey.set(k, [[end, acc]])
+        keys.push(k)
+        accs.push(acc)
       })
+      state.keyedColumns(["open", end], keys, accs)
     }
-    return byKey
   }
 
-  /** Adds restored frames of `key`; a key's frames from several old instances combine. */
-  add(key: unknown, pairs: ReadonlyArray<readonly [number, unknown]>, combine: (a: unknown, b: unknown) => unknown): void {
-    for (const [end, acc] of pairs) {
-      const frame = this.at(end)
-      frame.set(key, frame.has(key) ? combine(frame.get(key), acc) : acc)
+  /** Adds a restored frame; a key's accumulators from several old instances combine. */
+  restore(end: number, keys: ReadonlyArray<unknown>, accs: ReadonlyArray<unknown>, combine: (a: unknown, b: unknown) => unknown): void {
+    const frame = this.at(end)
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]
+      frame.set(k, frame.has(k) ? combine(frame.get(k), accs[i]) : accs[i])
     }
   }
 
@@ -119,13 +123,13 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
   }
 
   saveState(state: StateWriter): void {
-    this.frames.byKey().forEach((pairs, k) => state.keyed(k, pairs))
+    this.frames.save(state)
     state.local(this.watermarkTime)
   }
 
   restoreState({ keyed, local }: RestoredState): void {
     // Local pre-aggregation: one key's frames may come from several old instances.
-    for (const [k, pairs] of keyed) this.frames.add(k, pairs as Array<[number, unknown]>, this.op.combine)
+    for (const [tag, keys, accs] of keyed) this.frames.restore((tag as FrameTag)[1], keys, accs, this.op.combine)
     if (local.length > 0) this.watermarkTime = Math.min(...(local as Array<number>))
   }
 
@@ -211,45 +215,34 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   }
 
   /**
-   * Per key: its open frames, the frames already in its running accumulator
-   * (to deduct later) and that accumulator. Locally: the next window to emit.
+   * Keyed, so it can be re-partitioned: the open frames and the frames already
+   * in the running accumulators (to deduct later), a column per frame; each
+   * key's running accumulator. Locally: the next window to emit.
    */
   saveState(state: StateWriter): void {
-    const open = this.frames.byKey()
-    const applied = new KeyedMap<Array<[number, unknown]>>()
-    for (const [end, { keys, accs }] of this.applied) {
-      for (let i = 0; i < keys.length; i++) {
-        const list = applied.get(keys[i])
-        if (list) list.push([end, accs[i]])
-        else applied.set(keys[i], [[end, accs[i]]])
-      }
-    }
-    const keys = new KeyedMap<true>()
-    open.forEach((_, k) => keys.set(k, true))
-    applied.forEach((_, k) => keys.set(k, true))
-    this.running.forEach((_, k) => keys.set(k, true))
-    keys.forEach((_, k) => {
-      const r = this.running.get(k)
-      state.keyed(k, { open: open.get(k) ?? [], applied: applied.get(k) ?? [], running: r && [r.acc, r.frames] })
-    })
+    this.frames.save(state)
+    for (const [end, { keys, accs }] of this.applied) state.keyedColumns(["applied", end], keys, accs)
+    this.running.forEach((r, k) => state.keyed(k, [r.acc, r.frames]))
     state.local([this.nextEnd, this.watermarkTime])
   }
 
   restoreState({ keyed, local }: RestoredState): void {
-    for (const [k, value] of keyed) {
-      const { open, applied, running } = value as {
-        open: Array<[number, unknown]>
-        applied: Array<[number, unknown]>
-        running: [unknown, number] | undefined
+    for (const [tag, keys, values] of keyed) {
+      if (tag === undefined) {
+        for (let i = 0; i < keys.length; i++) {
+          const [acc, frames] = values[i] as [unknown, number]
+          this.running.set(keys[i], { acc, frames })
+        }
+        continue
       }
-      this.frames.add(k, open, this.op.combine)
-      for (const [end, acc] of applied) {
+      const [kind, end] = tag as FrameTag
+      if (kind === "open") this.frames.restore(end, keys, values, this.op.combine)
+      else {
         let flat = this.applied.get(end)
         if (!flat) this.applied.set(end, (flat = { keys: [], accs: [] }))
-        flat.keys.push(k)
-        flat.accs.push(acc)
+        flat.keys.push(...keys)
+        flat.accs.push(...values)
       }
-      if (running) this.running.set(k, { acc: running[0], frames: running[1] })
     }
     // Aligned barriers follow the same watermarks everywhere: instances agree on these.
     for (const [nextEnd, watermark] of local as Array<[number | undefined, number]>) {
