@@ -6,7 +6,7 @@ import { Pipeline, Platform, Sinks, SnapshotStore, Sources, Stage, Tributary } f
 import { PostgresSnapshotStore } from "../plugins/postgres/src/index.ts"
 
 const url = process.env.PGURL ?? "postgres://postgres@127.0.0.1:5432/test"
-const table = "tributary_snapshots_test"
+const table = "tributary_snapshot_frames_test"
 const unique = (name: string) => `${name}-${Platform.runtime}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`
 
 const withStore = <A, E>(f: (store: SnapshotStore.SnapshotStore) => Effect.Effect<A, E, any>) =>

@@ -4,26 +4,42 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Platform } from "../core/src/index.ts"
-import { crc32, decode, encode, packState, type Snapshot, SnapshotError, unpackState } from "../core/src/snapshot/Snapshot.ts"
+import { crc32, decode, encode, packState, type Snapshot, SnapshotError, type StateData, unpackState } from "../core/src/snapshot/Snapshot.ts"
 import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
+
+const state: StateData = { keyed: [[["open", 20], ["k", 7], [new Map([[1, new Set(["x"])]]), undefined]]], local: [NaN] }
 
 const snapshot = (id: number): Snapshot => ({
   job: "job/1",
   id,
   ended: [],
-  steps: [{ stage: "v", instance: 0, data: packState({ keyed: [[["open", 20], ["k", 7], [new Map([[1, new Set(["x"])]]), undefined]]], local: [NaN] }) }],
+  steps: [{ stage: "v", instance: 0, chunks: packState(state) }],
   positions: [["src", 0, id * 100]]
 })
 
 const run = <A, E>(effect: Effect.Effect<A, E, any>) => Effect.runPromise(effect.pipe(Effect.provide(Platform.layer)) as Effect.Effect<A, E>)
 
+const size = (frames: ReadonlyArray<Uint8Array>) => frames.reduce((n, f) => n + f.length, 0)
+
 describe("snapshot encoding", () => {
   it("round-trips state with Maps, Sets and NaN, compactly", () => {
-    const bytes = encode(snapshot(3))
-    const back = decode("job/1", bytes)
+    const frames = encode(snapshot(3))
+    const back = decode("job/1", frames)
     expect({ ...back, steps: [] }).toEqual({ ...snapshot(3), steps: [] })
-    expect(unpackState(back.steps[0]!.data)).toEqual({ keyed: [[["open", 20], ["k", 7], [new Map([[1, new Set(["x"])]]), undefined]]], local: [NaN] })
-    expect(bytes.length).toBeLessThan(JSON.stringify(snapshot(3)).length + 64)
+    expect(unpackState(back.steps[0]!.chunks)).toEqual(state)
+    expect(size(frames)).toBeLessThan(JSON.stringify(snapshot(3)).length + 64)
+  })
+
+  it("writes large keyed state as many bounded chunks, each its own frame, and reads it back whole", () => {
+    const keys = Array.from({ length: 100_000 }, (_, i) => i)
+    const values = keys.map((k) => ({ count: k * 2 }))
+    const big: Snapshot = { ...snapshot(1), steps: [{ stage: "agg", instance: 0, chunks: packState({ keyed: [[undefined, keys, values]], local: [] }) }] }
+    const frames = encode(big)
+    expect(frames.length).toBeGreaterThan(3)
+    expect(Math.max(...frames.map((f) => f.length))).toBeLessThan(size(frames) / 2)
+    const back = unpackState(decode("job/1", frames).steps[0]!.chunks)
+    expect(back.keyed.flatMap(([, k]) => k)).toEqual(keys)
+    expect(back.keyed.flatMap(([, , v]) => v)).toEqual(values)
   })
 
   it("checksums with the standard CRC-32 (check value of \"123456789\", any length)", () => {
@@ -32,13 +48,15 @@ describe("snapshot encoding", () => {
     expect(crc32(new Uint8Array(0))).toBe(0)
   })
 
-  it("detects a flipped byte and a truncated snapshot", () => {
-    const bytes = encode(snapshot(3))
-    const flipped = bytes.slice()
-    flipped[bytes.length - 3]! ^= 0x40
-    expect(() => decode("job/1", flipped)).toThrow(/checksum/)
-    expect(() => decode("job/1", bytes.subarray(0, bytes.length - 5))).toThrow(/truncated/)
-    expect(() => decode("job/1", new Uint8Array(3))).toThrow(SnapshotError)
+  it("detects a flipped byte, a truncated frame and a missing frame", () => {
+    const frames = encode(snapshot(3))
+    const last = frames.at(-1)!
+    const flipped = last.slice()
+    flipped[last.length - 3]! ^= 0x40
+    expect(() => decode("job/1", [...frames.slice(0, -1), flipped])).toThrow(/checksum/)
+    expect(() => decode("job/1", [...frames.slice(0, -1), last.subarray(0, last.length - 5)])).toThrow(/truncated/)
+    expect(() => decode("job/1", frames.slice(0, -1))).toThrow(/truncated: \d+ of \d+ frames/)
+    expect(() => decode("job/1", [new Uint8Array(3)])).toThrow(SnapshotError)
   })
 })
 

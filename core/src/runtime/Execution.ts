@@ -39,7 +39,7 @@ const restoredState = (
   const local: Array<unknown> = []
   for (const s of snapshot.steps) {
     if (s.stage !== stage) continue
-    const data = unpackState(s.data)
+    const data = unpackState(s.chunks)
     for (const [tag, keys, values] of data.keyed) {
       const ownKeys: Array<unknown> = []
       const ownValues: Array<unknown> = []

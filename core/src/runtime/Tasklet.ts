@@ -305,7 +305,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
             keyedColumns: (tag, keys, values) => void keyed.push([tag, keys, values]),
             local: (v) => void local.push(v)
           }))
-        states.push({ stage: spec.stateKeys[index]!, instance: spec.instance, data: packState({ keyed, local }) })
+        states.push({ stage: spec.stateKeys[index]!, instance: spec.instance, chunks: packState({ keyed, local }) })
       }
       for (const sink of [spec.sink, spec.lateSink]) {
         if (sink?.writer.prepare) {

@@ -1,7 +1,10 @@
 /**
  * What a snapshot holds and how it is written: msgpack (compact, keeps Maps,
- * Sets, NaN and undefined) behind a header with a checksum, so a corrupt or
- * truncated snapshot is detected and never restored.
+ * Sets, NaN and undefined) in checksummed frames — a manifest, then each
+ * step's state in chunks of at most `CHUNK_ENTRIES` keyed entries — so a
+ * store writes and reads a snapshot a frame at a time (never one buffer of
+ * the whole state), and a corrupt or truncated snapshot is detected and never
+ * restored.
  */
 import { Data } from "effect"
 import { Packr } from "msgpackr"
@@ -10,6 +13,9 @@ import type { KeyedColumns } from "../operator/Operator.ts"
 // `moreTypes` keeps Maps, Sets, typed arrays and dates; no `structuredClone`: its
 // reference tracking makes encoding many small values ten times slower.
 const packr = new Packr({ moreTypes: true })
+
+/** Keyed entries per chunk of state. */
+const CHUNK_ENTRIES = 32_768
 
 /**
  * The state one step of one vertex instance wrote, encoded at the barrier (the
@@ -20,7 +26,7 @@ export interface StepState {
   readonly stage: string
   readonly instance: number
   /** `packState({ keyed, local })`. */
-  readonly data: Uint8Array
+  readonly chunks: ReadonlyArray<Uint8Array>
 }
 
 export interface StateData {
@@ -28,8 +34,26 @@ export interface StateData {
   readonly local: ReadonlyArray<unknown>
 }
 
-export const packState = (state: StateData): Uint8Array => packr.pack(state)
-export const unpackState = (data: Uint8Array): StateData => packr.unpack(data) as StateData
+/** The local values, then the keyed columns cut into chunks. */
+export const packState = (state: StateData): ReadonlyArray<Uint8Array> => {
+  const chunks = [packr.pack(state.local)]
+  for (const column of state.keyed) {
+    const [tag, keys, values] = column
+    if (keys.length <= CHUNK_ENTRIES) {
+      if (keys.length > 0) chunks.push(packr.pack(column))
+      continue
+    }
+    for (let i = 0; i < keys.length; i += CHUNK_ENTRIES) {
+      chunks.push(packr.pack([tag, keys.slice(i, i + CHUNK_ENTRIES), values.slice(i, i + CHUNK_ENTRIES)]))
+    }
+  }
+  return chunks
+}
+
+export const unpackState = (chunks: ReadonlyArray<Uint8Array>): StateData => ({
+  local: packr.unpack(chunks[0]!) as ReadonlyArray<unknown>,
+  keyed: chunks.slice(1).map((c) => packr.unpack(c) as KeyedColumns)
+})
 
 export interface Snapshot {
   readonly job: string
@@ -83,28 +107,56 @@ export const crc32 = (b: Uint8Array): number => {
   return ~c >>> 0
 }
 
-/** Header: magic, body length, CRC-32 of the body; then the body. */
-export const encode = (snapshot: Snapshot): Uint8Array => {
-  const body = packr.pack(snapshot)
-  const out = new Uint8Array(12 + body.length)
+/** Bytes of a frame's header: magic, body length, CRC-32 of the body. */
+export const FRAME_HEADER = 12
+
+const frame = (body: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(FRAME_HEADER + body.length)
   const view = new DataView(out.buffer)
   view.setUint32(0, MAGIC)
   view.setUint32(4, body.length)
   view.setUint32(8, crc32(body))
-  out.set(body, 12)
+  out.set(body, FRAME_HEADER)
   return out
 }
 
-export const decode = (job: string, bytes: Uint8Array): Snapshot => {
+/** The body length a frame header announces, or `undefined` if it is not a frame header. */
+export const frameBodyLength = (header: Uint8Array): number | undefined => {
+  if (header.length < FRAME_HEADER) return undefined
+  const view = new DataView(header.buffer, header.byteOffset, FRAME_HEADER)
+  return view.getUint32(0) === MAGIC ? view.getUint32(4) : undefined
+}
+
+interface Manifest extends Omit<Snapshot, "steps"> {
+  readonly steps: ReadonlyArray<readonly [stage: string, instance: number, chunks: number]>
+}
+
+/** The frames of a snapshot, to be written in order: its manifest, then every step's chunks. */
+export const encode = (snapshot: Snapshot): ReadonlyArray<Uint8Array> => {
+  const manifest: Manifest = { ...snapshot, steps: snapshot.steps.map((s) => [s.stage, s.instance, s.chunks.length] as const) }
+  return [frame(packr.pack(manifest)), ...snapshot.steps.flatMap((s) => s.chunks.map(frame))]
+}
+
+export const decode = (job: string, frames: ReadonlyArray<Uint8Array>): Snapshot => {
   const fail = (reason: string): never => {
     throw new SnapshotError({ job, reason })
   }
-  if (bytes.length < 12) fail("truncated header")
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  if (view.getUint32(0) !== MAGIC) fail("not a Tributary snapshot")
-  const length = view.getUint32(4)
-  if (bytes.length !== 12 + length) fail(`truncated: ${bytes.length - 12} of ${length} bytes`)
-  const body = bytes.subarray(12)
-  if (crc32(body) !== view.getUint32(8)) fail("checksum mismatch (corrupt)")
-  return packr.unpack(body) as Snapshot
+  const bodies = frames.map((bytes, i) => {
+    const length = frameBodyLength(bytes) ?? fail(`frame ${i}: not a Tributary snapshot frame`)
+    if (bytes.length !== FRAME_HEADER + length) fail(`frame ${i} truncated: ${bytes.length - FRAME_HEADER} of ${length} bytes`)
+    const body = bytes.subarray(FRAME_HEADER)
+    if (crc32(body) !== new DataView(bytes.buffer, bytes.byteOffset).getUint32(8)) fail(`frame ${i}: checksum mismatch (corrupt)`)
+    return body
+  })
+  if (bodies.length === 0) fail("empty")
+  const manifest = packr.unpack(bodies[0]!) as Manifest
+  const expected = 1 + manifest.steps.reduce((n, [, , chunks]) => n + chunks, 0)
+  if (bodies.length !== expected) fail(`truncated: ${bodies.length} of ${expected} frames`)
+  let next = 1
+  const steps = manifest.steps.map(([stage, instance, chunks]): StepState => ({
+    stage,
+    instance,
+    chunks: bodies.slice(next, (next += chunks))
+  }))
+  return { ...manifest, steps }
 }

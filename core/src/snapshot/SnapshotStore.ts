@@ -3,10 +3,10 @@
  * restores the newest one that decodes (a damaged file is skipped, never
  * used) and prunes older ones once a newer one is complete.
  */
-import { Effect, FileSystem } from "effect"
-import { decode, encode, type Snapshot, SnapshotError } from "./Snapshot.ts"
+import { Effect, FileSystem, Option } from "effect"
+import { decode, encode, FRAME_HEADER, frameBodyLength, type Snapshot, SnapshotError } from "./Snapshot.ts"
 
-/** The binary form of a snapshot (checksummed), for stores written elsewhere. */
+/** The binary form of a snapshot (checksummed frames), for stores written elsewhere. */
 export { decode, encode } from "./Snapshot.ts"
 export type { Snapshot } from "./Snapshot.ts"
 
@@ -21,8 +21,8 @@ export interface SnapshotStore {
 }
 
 /** Snapshots in this process's memory (encoded, as they would be on disk): tests and throwaway jobs. */
-export const memory = (): SnapshotStore & { readonly raw: Map<string, Map<number, Uint8Array>> } => {
-  const raw = new Map<string, Map<number, Uint8Array>>()
+export const memory = (): SnapshotStore & { readonly raw: Map<string, Map<number, ReadonlyArray<Uint8Array>>> } => {
+  const raw = new Map<string, Map<number, ReadonlyArray<Uint8Array>>>()
   const of = (job: string) => {
     let byId = raw.get(job)
     if (!byId) raw.set(job, (byId = new Map()))
@@ -46,6 +46,38 @@ export const memory = (): SnapshotStore & { readonly raw: Map<string, Map<number
     prune: (job, keep) => Effect.sync(() => of(job).forEach((_, id) => id < keep && of(job).delete(id)))
   }
 }
+
+/** Up to `size` bytes from the file's current position (fewer only at its end). */
+const readUpTo = (file: FileSystem.File, size: number) =>
+  Effect.gen(function*() {
+    const out = new Uint8Array(size)
+    let filled = 0
+    while (filled < size) {
+      const chunk = yield* file.readAlloc(size - filled)
+      if (Option.isNone(chunk) || chunk.value.length === 0) break
+      out.set(chunk.value, filled)
+      filled += chunk.value.length
+    }
+    return filled === size ? out : out.subarray(0, filled)
+  })
+
+/** The frames of a snapshot file, read one at a time; a damaged tail ends up as a short frame, for `decode` to reject. */
+const readFrames = (fs: FileSystem.FileSystem, path: string) =>
+  Effect.scoped(Effect.gen(function*() {
+    const file = yield* fs.open(path, { flag: "r" })
+    const frames: Array<Uint8Array> = []
+    while (true) {
+      const header = yield* readUpTo(file, FRAME_HEADER)
+      if (header.length === 0) return frames
+      const length = frameBodyLength(header)
+      if (length === undefined) return [...frames, header]
+      const bytes = new Uint8Array(FRAME_HEADER + length)
+      bytes.set(header)
+      const body = yield* readUpTo(file, length)
+      bytes.set(body, FRAME_HEADER)
+      frames.push(body.length === length ? bytes : bytes.subarray(0, FRAME_HEADER + body.length))
+    }
+  }))
 
 const fileName = (job: string, id: number) => `${encodeURIComponent(job)}.${String(id).padStart(12, "0")}.snapshot`
 
@@ -75,7 +107,7 @@ export const directory = (directory: string): SnapshotStore => {
         yield* fs.makeDirectory(directory, { recursive: true })
         yield* Effect.scoped(Effect.gen(function*() {
           const file = yield* fs.open(temp, { flag: "w" })
-          yield* file.writeAll(encode(snapshot))
+          for (const frame of encode(snapshot)) yield* file.writeAll(frame)
           yield* file.sync
         }))
         yield* fs.rename(temp, final)
@@ -85,9 +117,9 @@ export const directory = (directory: string): SnapshotStore => {
         const fs = yield* FileSystem.FileSystem
         if (!(yield* fs.exists(directory))) return undefined
         for (const id of yield* idsOf(fs, job)) {
-          const bytes = yield* fs.readFile(path(fileName(job, id)))
+          const frames = yield* readFrames(fs, path(fileName(job, id)))
           try {
-            return decode(job, bytes)
+            return decode(job, frames)
           } catch {
             // damaged or partial: fall back to an older one
           }

@@ -1,7 +1,8 @@
 /**
  * Snapshots in PostgreSQL, for jobs whose members share no disk: one row per
- * snapshot (bytea, with the checksum header of every Tributary snapshot), so
- * a row damaged or cut short is skipped on restore, never used.
+ * frame of a snapshot (bytea, each with its checksum header), written in one
+ * transaction, so a snapshot with a frame damaged, cut short or missing is
+ * skipped on restore, never used.
  */
 import { Effect, type Scope } from "effect"
 import { SnapshotError, SnapshotStore } from "@tributary/core"
@@ -21,7 +22,7 @@ export const make = (
   options: PostgresSnapshotStoreOptions = {}
 ): Effect.Effect<SnapshotStore.SnapshotStore, SnapshotError, Scope.Scope> =>
   Effect.gen(function*() {
-    const table = options.table ?? "tributary_snapshots"
+    const table = options.table ?? "tributary_snapshot_frames"
     if (!/^[a-z_][a-z0-9_]*$/.test(table)) {
       return yield* new SnapshotError({ job: "-", reason: `invalid table name "${table}"` })
     }
@@ -36,34 +37,41 @@ export const make = (
       sql.unsafe(`create table if not exists ${table} (
         job text not null,
         id bigint not null,
+        seq integer not null,
         data bytea not null,
         created_at timestamptz not null default now(),
-        primary key (job, id))`))
+        primary key (job, id, seq))`))
     const store: SnapshotStore.SnapshotStore = {
       name: `postgres ${table}`,
       save: (snapshot) =>
         query(snapshot.job, "cannot be written", () =>
-          sql.unsafe(
-            `insert into ${table} (job, id, data) values ($1, $2, $3)
-             on conflict (job, id) do update set data = excluded.data, created_at = now()`,
-            [snapshot.job, snapshot.id, Buffer.from(SnapshotStore.encode(snapshot))]
-          )).pipe(Effect.asVoid),
+          sql.begin(async (tx) => {
+            await tx.unsafe(`delete from ${table} where job = $1 and id = $2`, [snapshot.job, snapshot.id])
+            let seq = 0
+            for (const frame of SnapshotStore.encode(snapshot)) {
+              await tx.unsafe(`insert into ${table} (job, id, seq, data) values ($1, $2, $3, $4)`, [
+                snapshot.job,
+                snapshot.id,
+                seq++,
+                Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength)
+              ])
+            }
+          })).pipe(Effect.asVoid),
       latest: (job) =>
-        Effect.flatMap(
-          query(job, "cannot be read", () =>
-            sql.unsafe<Array<{ id: string; data: Uint8Array }>>(`select id, data from ${table} where job = $1 order by id desc`, [job])),
-          (rows) =>
-            Effect.sync(() => {
-              for (const row of rows) {
-                try {
-                  return SnapshotStore.decode(job, row.data)
-                } catch {
-                  // damaged: fall back to an older one
-                }
-              }
-              return undefined
-            })
-        ),
+        Effect.gen(function*() {
+          const ids = yield* query(job, "cannot be read", () =>
+            sql.unsafe<Array<{ id: string }>>(`select distinct id from ${table} where job = $1 order by id desc`, [job]))
+          for (const { id } of ids) {
+            const rows = yield* query(job, "cannot be read", () =>
+              sql.unsafe<Array<{ data: Uint8Array }>>(`select data from ${table} where job = $1 and id = $2 order by seq`, [job, id]))
+            try {
+              return SnapshotStore.decode(job, rows.map((r) => r.data))
+            } catch {
+              // damaged: fall back to an older one
+            }
+          }
+          return undefined
+        }),
       prune: (job, keep) =>
         query(job, "cannot be pruned", () => sql.unsafe(`delete from ${table} where job = $1 and id < $2`, [job, keep])).pipe(
           Effect.asVoid
