@@ -3,7 +3,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
-import { Platform } from "../core/src/index.ts"
+import { Pipeline, Platform, Sinks, Sources, Stage, Tributary } from "../core/src/index.ts"
 import { crc32, decode, encode, packState, type Snapshot, SnapshotError, type StateData, unpackState } from "../core/src/snapshot/Snapshot.ts"
 import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
 
@@ -92,5 +92,21 @@ describe("directory store", () => {
     fs.writeFileSync(path.join(dir, `${newest}.tmp`), "partial")
     expect((await run(store.latest("job/1")))?.id).toBe(1)
     expect(fs.readdirSync(dir).some((f) => f.endsWith(".tmp"))).toBe(true)
+  })
+})
+
+describe("snapshot store as a service", () => {
+  it("jobs keep their snapshots in the store provided as a layer", async () => {
+    const store = SnapshotStore.memory()
+    const out = Sinks.collect<number>()
+    await Effect.runPromise(
+      Tributary.run(
+        Pipeline.from(Sources.generator({ make: (i) => i, count: 3000, itemsPerSecond: 20_000 })).pipe(Stage.writeTo(out)),
+        { name: "layered", processingGuarantee: "exactly-once", snapshotInterval: "20 millis" }
+      ).pipe(Effect.provide(SnapshotStore.layer(store)))
+    )
+    expect(out.items.length).toBe(3000)
+    const kept = decode("layered", [...store.raw.get("layered")!.values()].at(-1)!)
+    expect(kept.positions[0]?.[2]).toBeGreaterThan(0)
   })
 })

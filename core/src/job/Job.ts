@@ -29,7 +29,7 @@ export interface JobOptions {
   readonly processingGuarantee?: Guarantee | undefined
   /** Time between snapshots (default 10 seconds). */
   readonly snapshotInterval?: Duration.Input | undefined
-  /** Where snapshots are kept (default: in memory). */
+  /** Where snapshots are kept (default: the `SnapshotStore.layer` provided, else in memory). */
   readonly snapshotStore?: SnapshotStore.SnapshotStore | undefined
   /** Restarts after failures before the job fails for good (default 10). */
   readonly maxRestarts?: number | undefined
@@ -108,7 +108,7 @@ export const submit = <R>(
     const id = `job-${++jobCounter}`
     const name = options.name ?? id
     const guarantee = options.processingGuarantee ?? "none"
-    const store = options.snapshotStore ?? SnapshotStore.memory()
+    const store = options.snapshotStore ?? (yield* SnapshotStore.Current) ?? SnapshotStore.memory()
     const { dag, executionOptions } = yield* Effect.try({
       try: () => {
         const dag = plan(pipeline, {

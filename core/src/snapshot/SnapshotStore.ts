@@ -3,7 +3,7 @@
  * restores the newest one that decodes (a damaged file is skipped, never
  * used) and prunes older ones once a newer one is complete.
  */
-import { Effect, FileSystem, Option } from "effect"
+import { Context, Effect, FileSystem, Layer, Option } from "effect"
 import { decode, encode, FRAME_HEADER, frameBodyLength, type Snapshot, SnapshotError } from "./Snapshot.ts"
 
 /** The binary form of a snapshot (checksummed frames), for stores written elsewhere. */
@@ -19,6 +19,16 @@ export interface SnapshotStore {
   /** Deletes the snapshots of `job` older than `keep`. */
   readonly prune: (job: string, keep: number) => Effect.Effect<void, SnapshotError, any>
 }
+
+/**
+ * The snapshot store of the jobs run with this service provided (the
+ * `snapshotStore` job option overrides it). Without either, each job keeps its
+ * snapshots in its own memory store.
+ */
+export const Current = Context.Reference<SnapshotStore | undefined>("tributary/SnapshotStore", { defaultValue: () => undefined })
+
+/** Provides `store` to every job run in the effect: `Effect.provide(SnapshotStore.layer(store))`. */
+export const layer = (store: SnapshotStore): Layer.Layer<never> => Layer.succeed(Current, store)
 
 /** Snapshots in this process's memory (encoded, as they would be on disk): tests and throwaway jobs. */
 export const memory = (): SnapshotStore & { readonly raw: Map<string, Map<number, ReadonlyArray<Uint8Array>>> } => {
