@@ -5,8 +5,8 @@ import { Pipeline, PlanError, Sinks, SnapshotStore, Sources, Stage, Tributary } 
 const N = 2000
 
 /** A running count per key: the output shows whether keyed state survived exactly. */
-const counting = (out: Sinks.CollectSink<string>, extra: (s: string) => string = (s) => s) =>
-  Pipeline.from(Sources.generator({ make: (seq) => seq, count: N, itemsPerSecond: 8000 })).pipe(
+const counting = (out: Sinks.CollectSink<string>, extra: (s: string) => string = (s) => s, sourceParallelism?: number) =>
+  Pipeline.from(Sources.generator({ make: (seq) => seq, count: N, itemsPerSecond: 8000, maxParallelism: sourceParallelism })).pipe(
     Stage.groupingKey((seq) => seq % 5),
     Stage.mapStateful(() => ({ n: 0 }), (state, seq, key) => `${key}:${++state.n}:${seq}`),
     Stage.withName("running-count"),
@@ -70,15 +70,18 @@ describe("job lifecycle", () => {
     const out = Sinks.collect<string>({ transactional: true })
     const store = SnapshotStore.memory()
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-      const v1 = yield* Tributary.submit(counting(out), options(store, "v1"))
+      const v1 = yield* Tributary.submit(counting(out, undefined, 1), options(store, "v1"))
       while (out.items.length < 300) yield* Effect.sleep(5)
       yield* v1.suspend
       yield* v1.exportSnapshot("before-upgrade")
       yield* v1.cancel
     })))
-    // v2 changes a stateless stage; the keyed counters carry on from the export.
+    // v2 changes a stateless stage and runs its keyed stage on 3 instances instead of 2:
+    // the keyed counters carry on from the export, re-partitioned.
     const upgraded = Sinks.collect<string>({ transactional: true })
-    await Effect.runPromise(Tributary.run(counting(upgraded, (s) => `${s}:v2`), { ...options(store, "v2"), initialSnapshot: "before-upgrade" }))
+    await Effect.runPromise(
+      Tributary.run(counting(upgraded, (s) => `${s}:v2`, 1), { ...options(store, "v2"), parallelism: 3, initialSnapshot: "before-upgrade" })
+    )
     expect(upgraded.items.length).toBeGreaterThan(0)
     expect(upgraded.items.every((s) => s.endsWith(":v2"))).toBe(true)
     // v1's output up to the export and v2's after it: every record once, every key's count unbroken.
@@ -98,6 +101,22 @@ describe("job lifecycle", () => {
     const error = await Effect.runPromise(Effect.flip(Tributary.run(stateless, { ...options(store, "new"), initialSnapshot: "old-state" })))
     expect(error).toBeInstanceOf(PlanError)
     expect(error.message).toContain(`stage "running-count"`)
+  })
+
+  it("refuses to restore a source with another number of instances, naming it", async () => {
+    const out = Sinks.collect<string>({ transactional: true })
+    const store = SnapshotStore.memory()
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const v1 = yield* Tributary.submit(counting(out), options(store, "two"))
+      while (out.items.length < 100) yield* Effect.sleep(5)
+      yield* v1.exportSnapshot("two-sources")
+      yield* v1.cancel
+    })))
+    const error = await Effect.runPromise(
+      Effect.flip(Tributary.run(counting(Sinks.collect<string>()), { ...options(store, "three"), parallelism: 3, initialSnapshot: "two-sources" }))
+    )
+    expect(error).toBeInstanceOf(PlanError)
+    expect(error.message).toMatch(/2 instances of source "generator.*", which now has 3/)
   })
 
   it("suspend without a processing guarantee is refused", async () => {

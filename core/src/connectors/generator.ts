@@ -11,6 +11,8 @@ export interface GeneratorOptions<A> {
   /** The event time a record carries, for `Stage.withNativeTimestamps`. */
   readonly eventTime?: ((a: A) => number) | undefined
   readonly name?: string | undefined
+  /** At most this many instances (default: the job's parallelism). */
+  readonly maxParallelism?: number | undefined
 }
 
 /**
@@ -22,6 +24,7 @@ export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
   Source.make({
     name: options.name ?? "generator",
     eventTime: options.eventTime,
+    maxParallelism: options.maxParallelism,
     open: ({ batchSize, instance, instances, restoredPosition }) =>
       Effect.sync(() => {
         const { make, count = Infinity, itemsPerSecond } = options

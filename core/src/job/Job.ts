@@ -81,7 +81,10 @@ const positive = (name: string, value: number | undefined, fallback: number): nu
   return v
 }
 
-/** A snapshot fits a pipeline when every stage and source it holds state for is still there. */
+/**
+ * A snapshot fits a pipeline when every stage and source it holds state for is
+ * still there, and every source has as many instances as when it was taken.
+ */
 const checkCompatible = (dag: Dag, snapshot: Snapshot, from: string) => {
   const stages = new Set(dag.vertices.flatMap((v) => v.steps.map((s) => s.stateKey)))
   const sources = new Set(dag.vertices.flatMap((v) => (v.sourceKey ? [v.sourceKey] : [])))
@@ -93,6 +96,17 @@ const checkCompatible = (dag: Dag, snapshot: Snapshot, from: string) => {
     throw new PlanError({
       reason: `snapshot "${from}" holds state of ${[...new Set(missing)].join(", ")}, which the pipeline no longer has`
     })
+  }
+  // Keyed state moves between instances by partition; a source's position belongs to the
+  // slice of the input its instance read, and a slice cut another way would replay or skip.
+  for (const v of dag.vertices) {
+    const saved = snapshot.positions.filter(([source]) => source === v.sourceKey).length
+    if (saved > 0 && saved !== v.parallelism) {
+      throw new PlanError({
+        reason: `snapshot "${from}" holds the positions of ${saved} instances of source "${v.sourceKey}", ` +
+          `which now has ${v.parallelism}: a source keeps its parallelism across a snapshot (cap it with the source's maxParallelism)`
+      })
+    }
   }
 }
 
