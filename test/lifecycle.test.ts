@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { Pipeline, PlanError, Sinks, SnapshotStore, Sources, Stage, Tributary } from "../core/src/index.ts"
+import { Aggregate, Pipeline, PlanError, type Sink, Sinks, SnapshotStore, Sources, Stage, Tributary, Window } from "../core/src/index.ts"
 
 const N = 2000
 
@@ -86,6 +86,35 @@ describe("job lifecycle", () => {
     expect(upgraded.items.every((s) => s.endsWith(":v2"))).toBe(true)
     // v1's output up to the export and v2's after it: every record once, every key's count unbroken.
     expectExact([...out.items, ...upgraded.items.map((s) => s.replace(/:v2$/, ""))])
+  })
+
+  it("an exported sliding-window job rescaled to 3 instances gives exactly the windows of an uninterrupted run", async () => {
+    const windowed = (out: Sink.Sink<string>) =>
+      Pipeline.from(Sources.generator({ make: (seq) => seq, count: N, itemsPerSecond: 8000, maxParallelism: 1 })).pipe(
+        Stage.withTimestamps((seq) => seq, { allowedLag: 0 }),
+        Stage.groupingKey((seq) => seq % 5),
+        Stage.window(Window.sliding(100, 20)),
+        Stage.aggregate(Aggregate.summing((seq: number) => seq)),
+        Stage.withName("sums"),
+        Stage.map((r) => `${r.key}@${r.end}=${r.value}`),
+        Stage.writeTo(out)
+      )
+    const reference = Sinks.collect<string>()
+    await Effect.runPromise(Tributary.run(windowed(reference), { parallelism: 2 }))
+    const before = Sinks.collect<string>({ transactional: true })
+    const store = SnapshotStore.memory()
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const v1 = yield* Tributary.submit(windowed(before), options(store, "w1"))
+      while (before.items.length < 200) yield* Effect.sleep(5)
+      yield* v1.suspend
+      yield* v1.exportSnapshot("windows")
+      yield* v1.cancel
+    })))
+    const after = Sinks.collect<string>({ transactional: true })
+    await Effect.runPromise(Tributary.run(windowed(after), { ...options(store, "w2"), parallelism: 3, initialSnapshot: "windows" }))
+    expect(before.items.length).toBeGreaterThan(0)
+    expect(after.items.length).toBeGreaterThan(0)
+    expect([...before.items, ...after.items].sort()).toEqual([...reference.items].sort())
   })
 
   it("refuses a snapshot whose stages the new pipeline lacks, naming them", async () => {
