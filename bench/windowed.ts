@@ -58,8 +58,9 @@ const latency = (rate: number, seconds: number) =>
             })
         })
     })
-    const start = Date.now()
-    const running = yield* Tributary.submit(job(Sources.generator({ make: (seq) => ({ key: seq % KEYS, t: start + (seq * 1000) / rate }), itemsPerSecond: rate }), record))
+    // An event's time is when the source should make it: a source behind schedule is latency too.
+    const make = (seq: number, due: number) => ({ key: seq % KEYS, t: due })
+    const running = yield* Tributary.submit(job(Sources.generator({ make, itemsPerSecond: rate }), record))
     yield* Effect.sleep("3 seconds")
     measuring = true
     yield* Effect.sleep(`${seconds} seconds`)
@@ -73,17 +74,19 @@ export const windowed: Benchmark = {
   description: "sliding window 10 s / 20 ms, count per key, 10k keys",
   run: async () => {
     const rate = await Effect.runPromise(throughput(8))
-    const half = Math.round(rate / 2 / 1000) * 1000
-    const lat = await Effect.runPromise(latency(half, 8))
+    // Latency at half the measured rate, and at 1M events/s: half the 2M events/s target.
+    const rates = [Math.round(rate / 2 / 1000) * 1000, 1_000_000]
+    const measured = []
+    for (const r of rates) measured.push({ r, lat: await Effect.runPromise(latency(r, 8)) })
     return [
       { benchmark: "windowed", variant: "Tributary, max rate", unit: "events/s", value: rate },
-      {
+      ...measured.map(({ r, lat }) => ({
         benchmark: "windowed",
-        variant: `Tributary, latency at ${half} events/s`,
+        variant: `Tributary, latency at ${r} events/s`,
         unit: "ms p99",
         value: lat.p99,
         details: { p50: lat.p50, "p99.9": lat.p999, results: lat.results }
-      }
+      }))
     ]
   }
 }

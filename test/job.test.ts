@@ -236,3 +236,22 @@ describe("run as an effect", () => {
     expect([...out.items].sort((a, b) => a - b)).toEqual(range(100).map((i) => i * i))
   })
 })
+
+describe("generator source", () => {
+  it("hands each record its scheduled time at the configured rate", async () => {
+    const out = Sinks.collect<readonly [number, number]>()
+    const before = Date.now()
+    await runJob(
+      Pipeline.from(Sources.generator({ make: (seq, due) => [seq, due] as const, count: 200, itemsPerSecond: 2000 })).pipe(Stage.writeTo(out)),
+      { parallelism: 2 }
+    )
+    const dues = [...out.items].sort((a, b) => a[0] - b[0])
+    expect(dues.map(([seq]) => seq)).toEqual(range(200))
+    // Two instances at 1000/s each: an instance's k-th record is due k ms after it started.
+    for (const instance of [0, 1]) {
+      const mine = dues.filter(([seq]) => seq % 2 === instance).map(([, due]) => due)
+      expect(mine[0]).toBeGreaterThanOrEqual(before)
+      for (let k = 1; k < mine.length; k++) expect(mine[k]! - mine[k - 1]!).toBeCloseTo(1, 6)
+    }
+  })
+})

@@ -2,8 +2,13 @@ import { Effect } from "effect"
 import * as Source from "../pipeline/Source.ts"
 
 export interface GeneratorOptions<A> {
-  /** Makes the record with sequence number `seq` (0, 1, 2, ...). */
-  readonly make: (seq: number) => A
+  /**
+   * Makes the record with sequence number `seq` (0, 1, 2, ...). `due` is the
+   * wall-clock time (ms) the record is scheduled for at `itemsPerSecond` (the
+   * time it is made, without a rate): an event time that counts a source
+   * falling behind its schedule as latency.
+   */
+  readonly make: (seq: number, due: number) => A
   /** Records per second over all instances; unlimited when omitted. */
   readonly itemsPerSecond?: number | undefined
   /** Stop after this many records; unbounded when omitted. */
@@ -46,7 +51,12 @@ export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
               }
             }
             const batch: Array<A> = []
-            for (; batch.length < due && seq < count; seq += instances) batch.push(make(seq))
+            if (rate === undefined) {
+              const now = Date.now()
+              for (; batch.length < due && seq < count; seq += instances) batch.push(make(seq, now))
+            } else {
+              for (; batch.length < due && seq < count; seq += instances) batch.push(make(seq, started + ((emitted + batch.length) * 1000) / rate))
+            }
             emitted += batch.length
             return Effect.succeed(batch)
           })
