@@ -26,7 +26,13 @@ const ops = {
   summing: Aggregate.summing((r: Rec) => r.x),
   averaging: Aggregate.averaging((r: Rec) => r.x),
   maxBy: Aggregate.maxBy((a: Rec, b: Rec) => a.x - b.x || a.y - b.y),
+  minBy: Aggregate.minBy((a: Rec, b: Rec) => a.x - b.x || a.y - b.y),
   topN: Aggregate.topN(3, (a: Rec, b: Rec) => a.x - b.x || a.y - b.y),
+  bottomN: Aggregate.bottomN(2, (a: Rec, b: Rec) => a.x - b.x || a.y - b.y),
+  groupingBy: Aggregate.groupingBy((r: Rec) => Math.sign(r.x), Aggregate.summing((r: Rec) => r.y)),
+  reducing: Aggregate.reducing(0, (r: Rec) => r.x * r.y, (a, b) => a + b),
+  filtering: Aggregate.filtering((r: Rec) => r.x > 0, Aggregate.counting<Rec>()),
+  flatMapping: Aggregate.flatMapping((r: Rec) => [r.x, r.y], Aggregate.summing((n: number) => n)),
   toSet: Aggregate.mapping((r: Rec) => r.x, Aggregate.toSet()),
   linearTrend: Aggregate.linearTrend((r: Rec) => r.x, (r: Rec) => r.y),
   allOf: Aggregate.allOf({ n: Aggregate.counting<Rec>(), sum: Aggregate.summing((r: Rec) => r.y) })
@@ -35,6 +41,7 @@ const ops = {
 const normalise = (v: unknown): unknown =>
   typeof v === "number" ? (Number.isNaN(v) ? "NaN" : Math.round(v * 1e6) / 1e6) :
   v instanceof Set ? [...v].sort((a, b) => a - b) :
+  v instanceof Map ? [...v].sort(([a], [b]) => a - b).map(normalise) :
   Array.isArray(v) ? v.map(normalise) :
   v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalise(x)])) :
   v
