@@ -5,12 +5,14 @@
  */
 import * as os from "node:os"
 import type { Benchmark, Measurement } from "./harness.ts"
+import { link } from "./link.ts"
+import { nexmark } from "./nexmark/bench.ts"
 import { snapshots } from "./snapshots.ts"
 import { stateless } from "./stateless.ts"
 import { windowed } from "./windowed.ts"
 import { wordcount } from "./wordcount.ts"
 
-const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots]
+const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots, nexmark, link]
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")

@@ -286,6 +286,47 @@ describe("keyed state in event time", () => {
     expect(out.items).toEqual(["old evicted at 500 after 3"])
   })
 
+  it("mapStateful evicts a key's state once the watermark reaches the time the state names", async () => {
+    const out = Sinks.collect<string>()
+    // Each key's deadline is set by its first record; later records count until then.
+    const events = [{ key: "a", t: 0, x: 150 }, { key: "b", t: 10, x: 400 }, { key: "a", t: 100, x: 0 }, { key: "b", t: 300, x: 0 }, { key: "c", t: 500, x: 1000 }]
+    await runJob(
+      Pipeline.from(Sources.fromIterable(events)).pipe(
+        Stage.withTimestamps((e) => e.t, { allowedLag: 0 }),
+        Stage.groupingKey((e) => e.key),
+        Stage.mapStateful(() => ({ deadline: Infinity, n: 0 }), (s, e) => {
+          if (s.n++ === 0) s.deadline = e.x
+          return undefined
+        }, { expireAt: (s) => s.deadline, onEvict: (s, key, time) => `${key} evicted at ${time} after ${s.n}` }),
+        Stage.writeTo(out)
+      ),
+      { batchSize: 1 }
+    )
+    expect(out.items).toEqual(["a evicted at 300 after 2", "b evicted at 500 after 2"])
+  })
+
+  it("a window over window results on the same grid holds them in the window of the same end", async () => {
+    const out = Sinks.collect<Stage.WindowResult<number, number>>()
+    const events = Array.from({ length: 300 }, (_, i) => ({ key: `k${i % 3}`, t: i * 10, x: 1 }))
+    await runJob(
+      Pipeline.from(Sources.fromIterable(events)).pipe(
+        Stage.withTimestamps((e) => e.t, { allowedLag: 0 }),
+        Stage.groupingKey((e) => e.key),
+        Stage.window(Window.sliding(400, 200)),
+        Stage.aggregate(Aggregate.counting()),
+        Stage.groupingKey((r) => r.end),
+        Stage.window(Window.tumbling(200)),
+        Stage.aggregate(Aggregate.summing((r: Result) => r.value)),
+        Stage.writeTo(out)
+      ),
+      { parallelism: 2 }
+    )
+    // Timed at its last instant (end - 1), a result of window [s, e) falls in the outer window ending at e.
+    const results = [...out.items].sort((a, b) => a.end - b.end)
+    expect(results.map((r) => [r.key, r.end])).toEqual(Array.from({ length: 16 }, (_, i) => [200 * (i + 1), 200 * (i + 1)]))
+    expect(results.map((r) => r.value)).toEqual([20, ...Array.from({ length: 14 }, () => 40), 20])
+  })
+
   it("withNativeTimestamps uses the time the source's records carry", async () => {
     const out = Sinks.collect<Result>()
     await runJob(

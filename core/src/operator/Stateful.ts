@@ -7,13 +7,15 @@ import { forEachKeyed, type Operator, type RestoredState, type StateWriter } fro
 /**
  * `mapStateful`: one user state per key, created on the key's first record.
  * On timed input the output keeps the input's event time, and with a `ttl` a
- * key's state is evicted once the watermark passes its last event time + ttl.
+ * key's state is evicted once the watermark passes its last event time + ttl;
+ * with `expireAt`, once the watermark reaches the time the state names.
  */
 export class MapStateful implements Operator<unknown, unknown> {
   private readonly states = new KeyedMap<unknown>()
   private readonly lastSeen = new KeyedMap<number>()
   timed = false
   ttl: number | undefined = undefined
+  expireAt: ((state: any, key: any) => number) | undefined = undefined
   onEvict: ((state: any, key: any, time: number) => unknown) | undefined = undefined
 
   private readonly stage: string
@@ -45,15 +47,21 @@ export class MapStateful implements Operator<unknown, unknown> {
   }
 
   onWatermark(time: number, out: Array<unknown>): void {
-    if (this.ttl === undefined) return
-    for (const [k, last] of this.lastSeen.entries()) {
-      if (last + this.ttl > time) continue
-      const state = this.states.get(k)
-      this.states.delete(k)
-      this.lastSeen.delete(k)
-      const result = this.onEvict?.(state, k, time)
-      if (result !== undefined) out.push(event(time, result))
+    const { expireAt, ttl } = this
+    if (expireAt !== undefined) {
+      for (const [k, state] of this.states.entries()) if (expireAt(state, k) <= time) this.evict(k, time, out)
+      return
     }
+    if (ttl === undefined) return
+    for (const [k, last] of this.lastSeen.entries()) if (last + ttl <= time) this.evict(k, time, out)
+  }
+
+  private evict(k: unknown, time: number, out: Array<unknown>): void {
+    const state = this.states.get(k)
+    this.states.delete(k)
+    this.lastSeen.delete(k)
+    const result = this.onEvict?.(state, k, time)
+    if (result !== undefined) out.push(event(time, result))
   }
 
   saveState(state: StateWriter): void {

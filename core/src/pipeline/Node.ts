@@ -55,6 +55,7 @@ export type Node =
     readonly create: () => unknown
     readonly fn: (state: any, item: any, key: any) => unknown
     readonly ttl: number | undefined
+    readonly expireAt: ((state: any, key: any) => number) | undefined
     readonly onEvict: ((state: any, key: any, time: number) => unknown) | undefined
   }
   | Base & { readonly kind: "distinct"; readonly input: Node; readonly key: Fn }

@@ -202,12 +202,18 @@ export const rollingAggregate: {
     next({ kind: "rollingAggregate", input: self.node, key: self.key, op })
 )
 
-export interface MapStatefulOptions<S, K, B> {
-  /** Evict a key's state once the watermark passes its last event time + `ttl` (needs timestamps). */
-  readonly ttl: Duration.Input
-  /** Called with the evicted state; its result (if any) is emitted, timed at the watermark. */
-  readonly onEvict?: ((state: S, key: K, time: number) => B | undefined) | undefined
-}
+/** When a key's state is evicted (in event time: needs timestamps), and what eviction emits. */
+export type MapStatefulOptions<S, K, B> =
+  & (
+    /** Once the watermark passes the key's last event time + `ttl`. */
+    | { readonly ttl: Duration.Input; readonly expireAt?: undefined }
+    /** Once the watermark reaches the time the state itself names (an auction's close, a deadline). */
+    | { readonly expireAt: (state: S, key: K) => number; readonly ttl?: undefined }
+  )
+  & {
+    /** Called with the evicted state; its result (if any) is emitted, timed at the watermark. */
+    readonly onEvict?: ((state: S, key: K, time: number) => B | undefined) | undefined
+  }
 
 /**
  * Maps with state kept per key (one state for an unkeyed stage). `create` makes
@@ -235,7 +241,8 @@ export const mapStateful: {
       key: self.key,
       create,
       fn,
-      ttl: options === undefined ? undefined : Duration.toMillis(options.ttl),
+      ttl: options?.ttl === undefined ? undefined : Duration.toMillis(options.ttl),
+      expireAt: options?.expireAt,
       onEvict: options?.onEvict
     })
 )

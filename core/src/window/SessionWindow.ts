@@ -23,6 +23,12 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
   private readonly sessions = new KeyedMap<Array<Session>>()
   private watermarkTime = -Infinity
   private lastEarly = 0
+  /**
+   * Keys by the bucket (`width` ms) of their sessions' ends, possibly stale: a
+   * watermark visits only the keys of buckets it passed, not every key.
+   */
+  private due: Map<number, Array<unknown>> | undefined = undefined
+  private readonly width: number
   readonly late: Array<unknown> = []
   readonly tickInterval: number | undefined
   private readonly stage: string
@@ -30,7 +36,7 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
   private readonly key: ((a: any) => unknown) | undefined
   private readonly gap: number
 
-  /** Results go on as `{ t: end, v }` events, or bare when only sinks read them. */
+  /** Results go on as `{ t: end - 1, v }` events (the window's last instant), or bare when only sinks read them. */
   private readonly timedOutput: boolean
 
   constructor(
@@ -45,6 +51,7 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
     this.op = op
     this.key = key
     this.gap = window.gap
+    this.width = Math.max(1, Math.ceil(window.gap / 64))
     this.tickInterval = window.earlyResultsPeriod
   }
 
@@ -61,6 +68,16 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
         list = []
         sessions.set(k, list)
       }
+      const only = list.length === 1 ? list[0]! : undefined
+      if (only !== undefined && only.start < e.t + gap && e.t < only.end) {
+        // The common case, an event inside a key's one open session: extend it in place.
+        const before = Math.floor(only.end / this.width)
+        only.start = Math.min(only.start, e.t)
+        only.end = Math.max(only.end, e.t + gap)
+        only.acc = op.accumulate(only.acc, e.v)
+        if (Math.floor(only.end / this.width) !== before) this.mark(k, only.end)
+        return
+      }
       let merged: Session = { start: e.t, end: e.t + gap, acc: op.accumulate(op.create(), e.v) }
       // Merge every session this event's interval touches, keeping the list sorted by start.
       const kept: Array<Session> = []
@@ -73,6 +90,7 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
       if (at === -1) at = kept.length
       kept.splice(at, 0, merged)
       sessions.set(k, kept)
+      this.mark(k, merged.end)
     })
   }
 
@@ -101,18 +119,50 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
     for (const [k, list] of this.sessions.entries()) for (const s of list) this.emit(k, s, true, out)
   }
 
-  private close(time: number, out: Array<unknown>) {
-    for (const [k, list] of this.sessions.entries()) {
-      let closed = 0
-      while (closed < list.length && list[closed]!.end <= time) this.emit(k, list[closed++]!, false, out)
-      if (closed === list.length) this.sessions.delete(k)
-      else if (closed > 0) list.splice(0, closed)
+  /** Notes that key `k` has a session ending at `end`, for `close` to find. */
+  private mark(k: unknown, end: number) {
+    const due = this.dueIndex()
+    const bucket = Math.floor(end / this.width)
+    const keys = due.get(bucket)
+    if (keys) keys.push(k)
+    else due.set(bucket, [k])
+  }
+
+  /** Built from the sessions on first use, so also after a restore. */
+  private dueIndex(): Map<number, Array<unknown>> {
+    if (this.due === undefined) {
+      this.due = new Map()
+      for (const [k, list] of this.sessions.entries()) for (const s of list) this.mark(k, s.end)
     }
+    return this.due
+  }
+
+  /** Emits the sessions ending by `time`, visiting only the keys marked in buckets that are due. */
+  private close(time: number, out: Array<unknown>) {
+    const due = this.dueIndex()
+    const again: Array<readonly [unknown, number]> = []
+    for (const [bucket, keys] of due) {
+      if (bucket * this.width > time) continue
+      due.delete(bucket)
+      for (const k of keys) {
+        const list = this.sessions.get(k)
+        if (list === undefined) continue
+        let closed = 0
+        while (closed < list.length && list[closed]!.end <= time) this.emit(k, list[closed++]!, false, out)
+        if (closed === list.length) this.sessions.delete(k)
+        else {
+          if (closed > 0) list.splice(0, closed)
+          // Sessions ending in other buckets were marked there when they got their end.
+          if (Math.floor(list[0]!.end / this.width) === bucket) again.push([k, list[0]!.end])
+        }
+      }
+    }
+    for (const [k, end] of again) this.mark(k, end)
   }
 
   private emit(key: unknown, s: Session, isEarly: boolean, out: Array<unknown>) {
     const value = guarded(this.stage, s.acc, () => this.op.export(s.acc))
     const result: WindowResult<unknown, unknown> = { start: s.start, end: s.end, key, value, isEarly }
-    out.push(this.timedOutput ? event(s.end, result) : result)
+    out.push(this.timedOutput ? event(s.end - 1, result) : result)
   }
 }

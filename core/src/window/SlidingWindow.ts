@@ -166,7 +166,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   private readonly size: number
   private readonly step: number
   private readonly fromFrames: boolean
-  /** Results go on as `{ t: end, v }` events, or bare when only sinks read them. */
+  /** Results go on as `{ t: end - 1, v }` events, or bare when only sinks read them. */
   private readonly timedOutput: boolean
 
   constructor(
@@ -337,6 +337,9 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   private emit(end: number, key: unknown, acc: unknown, isEarly: boolean, out: Array<unknown>) {
     const value = guarded(this.stage, acc, () => this.op.export(acc))
     const result: WindowResult<unknown, unknown> = { start: end - this.size, end, key, value, isEarly }
-    out.push(this.timedOutput ? event(end, result) : result)
+    // Timed at the window's last instant, so a window over these results on the same grid
+    // (e.g. the top keys per window) holds them in the window of the same end, and closes
+    // with the same watermark instead of one step later.
+    out.push(this.timedOutput ? event(end - 1, result) : result)
   }
 }
