@@ -1,8 +1,8 @@
 import { Effect } from "effect"
 import fc from "fast-check"
 import { describe, expect, it } from "vitest"
-import { Aggregate, Pipeline, Sinks, Source, Sources, Stage, Tributary, Window } from "../core/src/index.ts"
-import { rng, runJob } from "./helpers.ts"
+import { Aggregate, Pipeline, PlanError, Sinks, Source, Sources, Stage, Tributary, Window } from "../core/src/index.ts"
+import { failureOf, rng, runJob } from "./helpers.ts"
 
 interface Ev {
   readonly key: string
@@ -284,6 +284,35 @@ describe("keyed state in event time", () => {
       { batchSize: 1 }
     )
     expect(out.items).toEqual(["old evicted at 500 after 3"])
+  })
+
+  it("rollingAggregate with a ttl starts a key over once it was idle that long in event time", async () => {
+    const out = Sinks.collect<string>()
+    // "a" is idle from 20 to 300 (> ttl 100): its count restarts; "b" keeps going (gaps < 100).
+    const events = [[0, "a"], [10, "b"], [20, "a"], [90, "b"], [180, "b"], [250, "b"], [300, "a"], [310, "a"]] as const
+    await runJob(
+      Pipeline.from(Sources.fromIterable(events.map(([t, key]) => ({ t, key })))).pipe(
+        Stage.withTimestamps((e) => e.t, { allowedLag: 0 }),
+        Stage.groupingKey((e) => e.key),
+        Stage.rollingAggregate(Aggregate.counting(), { ttl: 100 }),
+        Stage.map((r) => `${r.key}${r.value}`),
+        Stage.writeTo(out)
+      ),
+      { batchSize: 1 }
+    )
+    expect(out.items.filter((s) => s.startsWith("a"))).toEqual(["a1", "a2", "a1", "a2"])
+    expect(out.items.filter((s) => s.startsWith("b"))).toEqual(["b1", "b2", "b3", "b4"])
+  })
+
+  it("a ttl without timestamps is a plan error", async () => {
+    const error = await failureOf(
+      Pipeline.from(Sources.fromIterable([1, 2])).pipe(
+        Stage.groupingKey((n) => n),
+        Stage.rollingAggregate(Aggregate.counting(), { ttl: "1 second" }),
+        Stage.writeTo(Sinks.collect())
+      )
+    )
+    expect(error).toBeInstanceOf(PlanError)
   })
 
   it("mapStateful evicts a key's state once the watermark reaches the time the state names", async () => {

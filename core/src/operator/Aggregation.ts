@@ -2,6 +2,7 @@ import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import { StageError } from "../errors.ts"
 import { event } from "../pipeline/Event.ts"
 import { eachRecord, guarded } from "./failure.ts"
+import type { IdleKeys } from "./IdleKeys.ts"
 import { KeyedMap } from "./KeyedMap.ts"
 import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "./Operator.ts"
 
@@ -134,10 +135,12 @@ export class Combine implements Operator<unknown, unknown> {
 /**
  * Emits the running aggregate of the record's key after every record (single
  * stage, after the partitioned edge); on timed input with the record's time.
+ * With a ttl, a key idle for that long in event time starts over.
  */
 export class RollingAggregate implements Operator<unknown, unknown> {
   private readonly accs = new KeyedMap<unknown>()
   timed = false
+  idle: IdleKeys | undefined = undefined
 
   private readonly stage: string
   private readonly op: AggregateOp<any, any, any>
@@ -158,16 +161,25 @@ export class RollingAggregate implements Operator<unknown, unknown> {
       accs.set(k, acc)
       const value = op.export(acc)
       const result = key === undefined ? value : { key: k, value }
+      if (timed) this.idle?.touch(k, (input as { t: number }).t)
       out.push(timed ? event((input as { t: number }).t, result) : result)
     })
   }
 
+  onWatermark(time: number): void {
+    if (this.idle) for (const k of this.idle.expire(time)) this.accs.delete(k)
+  }
+
   saveState(state: StateWriter): void {
-    saveKeyed(this.accs, state)
+    this.accs.forEach((acc, k) => state.keyed(k, [acc, this.idle?.lastTime(k)]))
   }
 
   restoreState(state: RestoredState): void {
-    restoreKeyed(this.accs, state)
+    forEachKeyed(state, (k, v) => {
+      const [acc, last] = v as [unknown, number | undefined]
+      this.accs.set(k, acc)
+      if (last !== undefined) this.idle?.touch(k, last)
+    })
   }
 }
 

@@ -1,5 +1,6 @@
 import { event } from "../pipeline/Event.ts"
 import { eachRecord } from "./failure.ts"
+import type { IdleKeys } from "./IdleKeys.ts"
 import { KeyedMap } from "./KeyedMap.ts"
 import { restoreKeyed, saveKeyed } from "./Aggregation.ts"
 import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "./Operator.ts"
@@ -12,9 +13,8 @@ import { forEachKeyed, type Operator, type RestoredState, type StateWriter } fro
  */
 export class MapStateful implements Operator<unknown, unknown> {
   private readonly states = new KeyedMap<unknown>()
-  private readonly lastSeen = new KeyedMap<number>()
   timed = false
-  ttl: number | undefined = undefined
+  idle: IdleKeys | undefined = undefined
   expireAt: ((state: any, key: any) => number) | undefined = undefined
   onEvict: ((state: any, key: any, time: number) => unknown) | undefined = undefined
 
@@ -40,39 +40,37 @@ export class MapStateful implements Operator<unknown, unknown> {
         state = create()
         states.set(k, state)
       }
-      if (timed && this.ttl !== undefined) this.lastSeen.set(k, Math.max(this.lastSeen.get(k) ?? -Infinity, (input as { t: number }).t))
+      if (timed) this.idle?.touch(k, (input as { t: number }).t)
       const result = fn(state, r, k)
       if (result !== undefined) out.push(timed ? event((input as { t: number }).t, result) : result)
     })
   }
 
   onWatermark(time: number, out: Array<unknown>): void {
-    const { expireAt, ttl } = this
+    const { expireAt } = this
     if (expireAt !== undefined) {
       for (const [k, state] of this.states.entries()) if (expireAt(state, k) <= time) this.evict(k, time, out)
       return
     }
-    if (ttl === undefined) return
-    for (const [k, last] of this.lastSeen.entries()) if (last + ttl <= time) this.evict(k, time, out)
+    if (this.idle) for (const k of this.idle.expire(time)) this.evict(k, time, out)
   }
 
   private evict(k: unknown, time: number, out: Array<unknown>): void {
     const state = this.states.get(k)
     this.states.delete(k)
-    this.lastSeen.delete(k)
     const result = this.onEvict?.(state, k, time)
     if (result !== undefined) out.push(event(time, result))
   }
 
   saveState(state: StateWriter): void {
-    this.states.forEach((s, k) => state.keyed(k, [s, this.lastSeen.get(k)]))
+    this.states.forEach((s, k) => state.keyed(k, [s, this.idle?.lastTime(k)]))
   }
 
   restoreState(state: RestoredState): void {
     forEachKeyed(state, (k, v) => {
       const [s, last] = v as [unknown, number | undefined]
       this.states.set(k, s)
-      if (last !== undefined) this.lastSeen.set(k, last)
+      if (last !== undefined) this.idle?.touch(k, last)
     })
   }
 }

@@ -47,7 +47,7 @@ export type Node =
     readonly window: WindowDefinition | undefined
     readonly lateSink: Sink<any, any> | undefined
   }
-  | Base & { readonly kind: "rollingAggregate"; readonly input: Node; readonly key: Fn | undefined; readonly op: AnyOp }
+  | Base & { readonly kind: "rollingAggregate"; readonly input: Node; readonly key: Fn | undefined; readonly op: AnyOp; readonly ttl: number | undefined }
   | Base & {
     readonly kind: "mapStateful"
     readonly input: Node

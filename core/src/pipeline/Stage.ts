@@ -192,14 +192,26 @@ export const aggregate: {
     })
 )
 
+/** Options of `rollingAggregate`. */
+export interface RollingAggregateOptions {
+  /** A key idle this long in event time (needs timestamps) is forgotten: its next record starts over. */
+  readonly ttl?: Duration.Input | undefined
+}
+
 /** Emits the running aggregate (per key after `groupingKey`) after every record. */
 export const rollingAggregate: {
-  <A, Acc, O>(op: AggregateOp<A, Acc, O>): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
-  <A, K, R, Acc, O>(self: Stage<A, K, R>, op: AggregateOp<A, Acc, O>): Stage<Aggregated<K, O>, Unkeyed, R>
+  <A, Acc, O>(op: AggregateOp<A, Acc, O>, options?: RollingAggregateOptions): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
+  <A, K, R, Acc, O>(self: Stage<A, K, R>, op: AggregateOp<A, Acc, O>, options?: RollingAggregateOptions): Stage<Aggregated<K, O>, Unkeyed, R>
 } = dual(
-  2,
-  (self: Stage<any, any, any>, op: AggregateOp<any, any, any>) =>
-    next({ kind: "rollingAggregate", input: self.node, key: self.key, op })
+  (args) => isStage(args[0]),
+  (self: Stage<any, any, any>, op: AggregateOp<any, any, any>, options?: RollingAggregateOptions) =>
+    next({
+      kind: "rollingAggregate",
+      input: self.node,
+      key: self.key,
+      op,
+      ttl: options?.ttl === undefined ? undefined : Duration.toMillis(options.ttl)
+    })
 )
 
 /** When a key's state is evicted (in event time: needs timestamps), and what eviction emits. */

@@ -12,6 +12,7 @@ import { Effect } from "effect"
 import { PlanError } from "../errors.ts"
 import { Accumulate, CoGroupCombine, Combine, RollingAggregate } from "../operator/Aggregation.ts"
 import { HashJoin, MAIN, SIDE } from "../operator/HashJoin.ts"
+import { IdleKeys } from "../operator/IdleKeys.ts"
 import { mapEffect } from "../operator/MapEffect.ts"
 import { async, type Operator, sync } from "../operator/Operator.ts"
 import { Sort } from "../operator/Sort.ts"
@@ -274,10 +275,14 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         return w
       }
       case "rollingAggregate": {
-        const { key, op } = node
+        const { key, op, ttl } = node
         const isTimedInput = timed(node.input)
+        if (ttl !== undefined && !isTimedInput) {
+          throw new PlanError({ reason: `stage "${name}": a ttl is in event time and needs withTimestamps first` })
+        }
         const w = behindKey(lower(node.input), node, key && keyOn(node.input, key))
-        addOp(w, name, () => Object.assign(new RollingAggregate(name, op, key), { timed: isTimedInput }))
+        addOp(w, name, () =>
+          Object.assign(new RollingAggregate(name, op, key), { timed: isTimedInput, idle: ttl === undefined ? undefined : new IdleKeys(ttl) }))
         return w
       }
       case "mapStateful": {
@@ -287,7 +292,13 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
           throw new PlanError({ reason: `stage "${name}": state expiry is in event time and needs withTimestamps first` })
         }
         const w = behindKey(lower(node.input), node, key && keyOn(node.input, key))
-        addOp(w, name, () => Object.assign(new MapStateful(name, key, create, fn), { timed: isTimedInput, ttl, expireAt, onEvict }))
+        addOp(w, name, () =>
+          Object.assign(new MapStateful(name, key, create, fn), {
+            timed: isTimedInput,
+            idle: ttl === undefined ? undefined : new IdleKeys(ttl),
+            expireAt,
+            onEvict
+          }))
         return w
       }
       case "distinct": {
