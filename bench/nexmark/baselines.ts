@@ -2,15 +2,19 @@
  * Q1, Q2 and Q5 without Tributary, over the same generated events: a
  * hand-written loop (the practical ceiling), RxJS and a plain Effect Stream.
  * Each returns the number of results, checked against Tributary's. Events are
- * generated on the fly, or read from `pregenerated` to leave generation out.
+ * generated on the fly, in batches of `BATCH` as the Tributary source makes
+ * them (the same events, the same cost per event), or read from `pregenerated`
+ * to leave generation out.
  */
 import { Effect, Option, Stream } from "effect"
 import { filter as rxFilter, from, map as rxMap, Observable, type OperatorFunction } from "rxjs"
-import { type Bid, type Event, eventAt, fill, numberAt, type Resolved } from "./generator.ts"
+import { batch, type Bid, type Event, type Resolved } from "./generator.ts"
 import { isBid, LAG } from "./queries.ts"
 
 const SIZE = 10_000
 const STEP = 2_000
+/** Events per generated batch: Tributary's default batch size. */
+const BATCH = 1024
 
 /** Q5 by hand: bid counts per auction in 2 s frames; a 10 s window closes when the watermark passes its end. */
 export class HotItems {
@@ -58,13 +62,18 @@ export type Query = "Q1" | "Q2" | "Q5"
 export const loop = (c: Resolved, query: Query, pregenerated?: ReadonlyArray<Event>): number => {
   let results = 0
   const hot = new HotItems()
-  for (let p = 0; p < c.count; p++) {
-    const e = pregenerated ? pregenerated[p]! : eventAt(c, numberAt(c, p))
-    if (query === "Q1") {
-      if (isBid(e) && q1(e).price >= 0) results++
-    } else if (query === "Q2") {
-      if (q2(e) && q2map(e).price >= 0) results++
-    } else if (isBid(e)) results += hot.add(e).length
+  for (let from = 0; from < c.count; from += BATCH) {
+    const to = Math.min(c.count, from + BATCH)
+    // Generated: this batch, indexed from 0; pregenerated: the whole array, indexed by position.
+    const events = pregenerated ?? batch(c, from, 1, to)
+    for (let i = pregenerated ? from : 0, end = i + (to - from); i < end; i++) {
+      const e = events[i]!
+      if (query === "Q1") {
+        if (isBid(e) && q1(e).price >= 0) results++
+      } else if (query === "Q2") {
+        if (q2(e) && q2map(e).price >= 0) results++
+      } else if (isBid(e)) results += hot.add(e).length
+    }
   }
   return query === "Q5" ? results + hot.flush().length : results
 }
@@ -86,7 +95,9 @@ const hotItems: OperatorFunction<Bid, unknown> = (source) =>
 
 export const rx = (c: Resolved, query: Query, pregenerated?: ReadonlyArray<Event>): Promise<number> => {
   const events = pregenerated ? from(pregenerated) : new Observable<Event>((sub) => {
-    for (let p = 0; p < c.count; p++) sub.next(eventAt(c, numberAt(c, p)))
+    for (let from = 0; from < c.count && !sub.closed; from += BATCH) {
+      for (const e of batch(c, from, 1, Math.min(c.count, from + BATCH))) sub.next(e)
+    }
     sub.complete()
   })
   const results: Observable<unknown> = query === "Q1"
@@ -101,12 +112,12 @@ export const rx = (c: Resolved, query: Query, pregenerated?: ReadonlyArray<Event
 }
 
 export const stream = (c: Resolved, query: Query, pregenerated?: ReadonlyArray<Event>): Promise<number> => {
-  // A batch of 1024 events per pull, as the Tributary source makes them.
-  const events = pregenerated ? Stream.fromArray(pregenerated) : Stream.paginate(0, (p: number) => {
-    const batch: Array<Event> = []
-    fill(c, p, 1, Math.min(c.count, p + 1024), batch)
-    return Effect.succeed([batch, p + 1024 < c.count ? Option.some(p + 1024) : Option.none()] as const)
-  })
+  // A batch of events per pull, as the Tributary source makes them.
+  const events = pregenerated ? Stream.fromArray(pregenerated) : Stream.paginate(0, (p: number) =>
+    Effect.succeed([
+      batch(c, p, 1, Math.min(c.count, p + BATCH)),
+      p + BATCH < c.count ? Option.some(p + BATCH) : Option.none()
+    ] as const))
   const results: Stream.Stream<unknown> = query === "Q1"
     ? events.pipe(Stream.filter(isBid), Stream.map(q1))
     : query === "Q2"
