@@ -6,3 +6,4 @@
 export * as Link from "./link/Link.ts"
 export type { LinkControl, LinkItem, LinkStats, Listener } from "./link/Link.ts"
 export * from "./link/Errors.ts"
+export * as LocalCluster from "./local/LocalCluster.ts"

@@ -4,7 +4,7 @@ import type { Dag } from "../plan/Dag.ts"
 import { plan } from "../plan/Planner.ts"
 import { DEFAULT_PARTITION_COUNT } from "../plan/partition.ts"
 import type { Pipeline } from "../pipeline/Pipeline.ts"
-import { deploy } from "../runtime/Execution.ts"
+import { deploy, type Placement } from "../runtime/Execution.ts"
 import type { JobMetrics } from "../runtime/Metrics.ts"
 import { Coordinator, type Guarantee } from "../snapshot/Coordinator.ts"
 import type { Snapshot, SnapshotError } from "../snapshot/Snapshot.ts"
@@ -35,6 +35,11 @@ export interface JobOptions {
   readonly maxRestarts?: number | undefined
   /** Start from the snapshot exported under this name (`Job.exportSnapshot`) in the snapshot store. */
   readonly initialSnapshot?: string | undefined
+  /**
+   * Set by the cluster runtime when the job is spread over several members:
+   * which instances run in this process and how channels reach the others.
+   */
+  readonly placement?: Placement | undefined
 }
 
 export type JobStatus = "running" | "restarting" | "suspended" | "completed" | "failed" | "cancelled"
@@ -134,12 +139,16 @@ export const submit = <R>(
           executionOptions: {
             batchSize: positive("batchSize", options.batchSize, 1024),
             queueCapacity: positive("queueCapacity", options.queueCapacity, 4),
-            snapshotInterval: positive("snapshotInterval", Duration.toMillis(options.snapshotInterval ?? "10 seconds"), 1)
+            snapshotInterval: positive("snapshotInterval", Duration.toMillis(options.snapshotInterval ?? "10 seconds"), 1),
+            placement: options.placement
           }
         }
       },
       catch: (e) => (e instanceof PlanError ? e : new PlanError({ reason: String(e) }))
     })
+    if (options.placement && guarantee !== "none") {
+      return yield* new PlanError({ reason: "processing guarantees across members are not supported yet: run with processingGuarantee \"none\"" })
+    }
     let initial: Snapshot | undefined
     if (options.initialSnapshot !== undefined) {
       const exported = yield* store.latest(options.initialSnapshot)

@@ -32,6 +32,11 @@ export class Signal {
   })
 }
 
+/** Where a producer offers items: a channel, or the sending end of one whose consumer is on another member. */
+export interface Outlet<T> {
+  offer(item: T): Effect.Effect<void, unknown>
+}
+
 /**
  * A bounded single-producer, single-consumer queue of items between two
  * tasklets. A full channel suspends its producer until the consumer takes an
@@ -39,7 +44,7 @@ export class Signal {
  * The bound is in items, and a batch holds at most the job's batch size
  * records, so a channel holds at most `capacity × batchSize` records.
  */
-export class Channel<T> {
+export class Channel<T> implements Outlet<T> {
   private readonly ring: Array<T | undefined>
   private head = 0
   private count = 0

@@ -6,7 +6,7 @@ import { partitionOf } from "../plan/partition.ts"
 import type { Sink } from "../pipeline/Sink.ts"
 import { type Coordinator, FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
 import { type Snapshot, unpackState } from "../snapshot/Snapshot.ts"
-import { Channel, Signal } from "./Channel.ts"
+import { Channel, type Outlet, Signal } from "./Channel.ts"
 import type { Item } from "./Control.ts"
 import { Counters, type InstanceMetrics } from "./Metrics.ts"
 import { type Input, type Output, runTasklet } from "./Tasklet.ts"
@@ -21,6 +21,22 @@ export interface ExecutionOptions {
   readonly restored: Snapshot | undefined
   /** Milliseconds between snapshots. */
   readonly snapshotInterval: number
+  /** Set when the job is spread over several members: which instances run here. */
+  readonly placement?: Placement | undefined
+}
+
+/**
+ * How a job spread over several members (the cluster runtime) is wired: this
+ * member runs the instances it hosts, and each channel between instances on
+ * different members is an outlet on the producer's side and an inlet filling
+ * a local channel on the consumer's.
+ */
+export interface Placement {
+  readonly hosts: (vertex: number, instance: number) => boolean
+  /** The producer's end of channel (edge, from, to), whose consumer runs elsewhere. */
+  readonly outlet: (edge: number, from: number, to: number) => Outlet<Item>
+  /** Fills `channel` with what the producer of (edge, from, to), elsewhere, sends, up to its Done. */
+  readonly inlet: (edge: number, from: number, to: number, channel: Channel<Item>) => Effect.Effect<void, unknown>
 }
 
 /**
@@ -77,18 +93,26 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
   const signals = dag.vertices.map((v) => Array.from({ length: v.parallelism }, () => new Signal()))
   const inputs = dag.vertices.map((v) => Array.from({ length: v.parallelism }, (): Array<Input> => []))
   const outputs = dag.vertices.map((v) => Array.from({ length: v.parallelism }, (): Array<Output> => []))
-  for (const edge of dag.edges) {
+  const { placement } = options
+  const hosted = (vertex: number, instance: number) => placement?.hosts(vertex, instance) ?? true
+  const inlets: Array<Effect.Effect<void, unknown>> = []
+  for (const [edgeId, edge] of dag.edges.entries()) {
     const producer = dag.vertices[edge.from]!
     const consumer = dag.vertices[edge.to]!
     for (let from = 0; from < producer.parallelism; from++) {
-      const channels: Array<Channel<Item> | undefined> = []
+      const channels: Array<Outlet<Item> | undefined> = []
       for (let to = 0; to < consumer.parallelism; to++) {
-        if (!reaches(edge, from, to)) {
+        if (!reaches(edge, from, to) || (!hosted(edge.from, from) && !hosted(edge.to, to))) {
           channels.push(undefined)
+          continue
+        }
+        if (!hosted(edge.to, to)) {
+          channels.push(placement!.outlet(edgeId, from, to))
           continue
         }
         const channel = new Channel<Item>(options.queueCapacity, signals[edge.to]![to]!)
         channels.push(channel)
+        if (!hosted(edge.from, from)) inlets.push(placement!.inlet(edgeId, from, to, channel))
         inputs[edge.to]![to]!.push({
           channel,
           ordinal: edge.ordinal,
@@ -170,8 +194,10 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       })
     }))
 
-  const all = dag.vertices.flatMap((v) => Array.from({ length: v.parallelism }, (_, i) => instance(v.id, i)))
-  const tasklets = Effect.forEach(all, (t) => t, { concurrency: "unbounded", discard: true })
+  const all = dag.vertices.flatMap((v) =>
+    Array.from({ length: v.parallelism }, (_, i) => (hosted(v.id, i) ? [instance(v.id, i)] : [])).flat()
+  )
+  const tasklets = Effect.forEach([...all, ...inlets], (t) => t, { concurrency: "unbounded", discard: true })
   const { coordinator, snapshotInterval } = options
   const run = coordinator
     ? Effect.andThen(

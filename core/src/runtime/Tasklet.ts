@@ -7,7 +7,7 @@ import type { Edge } from "../plan/Dag.ts"
 import { partitionOf } from "../plan/partition.ts"
 import type { SinkWriter } from "../pipeline/Sink.ts"
 import type { SourceReader } from "../pipeline/Source.ts"
-import type { Channel, Signal } from "./Channel.ts"
+import type { Channel, Outlet, Signal } from "./Channel.ts"
 import { Barrier, type Control, DONE, IDLE, type Item, Watermark } from "./Control.ts"
 import type { Counters } from "./Metrics.ts"
 
@@ -29,7 +29,7 @@ export interface Input {
 export interface Output {
   readonly edge: Edge
   /** Indexed by consumer instance; `undefined` where this producer does not reach. */
-  readonly channels: ReadonlyArray<Channel<Item> | undefined>
+  readonly channels: ReadonlyArray<Outlet<Item> | undefined>
 }
 
 export interface TaskletSpec {
@@ -142,7 +142,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
       yield* emit(index + 1 < steps.length ? yield* runSteps(index + 1, 0, out) : out)
     })
 
-  const offerChunks = (channel: Channel<Item>, batch: ReadonlyArray<unknown>): Effect.Effect<void> =>
+  const offerChunks = (channel: Outlet<Item>, batch: ReadonlyArray<unknown>): Effect.Effect<void, unknown> =>
     batch.length <= batchSize
       ? channel.offer(batch)
       : Effect.forEach(
@@ -151,7 +151,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         { discard: true }
       )
 
-  const route = (output: Output, batch: ReadonlyArray<unknown>): Effect.Effect<void, StageError> => {
+  const route = (output: Output, batch: ReadonlyArray<unknown>): Effect.Effect<void, unknown> => {
     const { edge, channels } = output
     switch (edge.routing._tag) {
       case "OneToOne":

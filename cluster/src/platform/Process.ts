@@ -1,0 +1,87 @@
+/**
+ * The one place in this package that starts processes and talks to them: a
+ * member process prints JSON lines on stdout and reads them on stdin. Bun and
+ * Deno implement `node:child_process` and `node:readline`, so this serves all
+ * three runtimes.
+ */
+import { spawn as spawnChild } from "node:child_process"
+import { createInterface } from "node:readline"
+import { Cause, Data, Effect, Queue, type Scope } from "effect"
+
+export class ProcessError extends Data.TaggedError("ProcessError")<{
+  readonly process: string
+  readonly reason: string
+}> {
+  override get message() {
+    return `${this.process}: ${this.reason}`
+  }
+}
+
+export interface Child {
+  /** The next JSON line the child printed on stdout. */
+  readonly message: Effect.Effect<Record<string, unknown>, ProcessError>
+  readonly send: (message: unknown) => Effect.Effect<void>
+  /** Waits for the child's end: its exit code, or the signal that ended it. */
+  readonly exit: Effect.Effect<{ readonly code: number | null; readonly signal: string | null; readonly stderr: string }>
+  readonly pid: number | undefined
+}
+
+/** How this runtime runs a TypeScript module with the workspace's "source" condition. */
+const runtimeArgs = (): ReadonlyArray<string> => ("Deno" in globalThis ? ["run", "-A", "--conditions=source"] : ["--conditions=source"])
+
+/** Runs `script` with this process's runtime; the child is killed when the scope closes. */
+export const spawn = (
+  name: string,
+  script: string,
+  args: ReadonlyArray<string>,
+  env: Record<string, string>
+): Effect.Effect<Child, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const messages = yield* Queue.unbounded<Record<string, unknown>, ProcessError>()
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        spawnChild(process.execPath, [...runtimeArgs(), script, ...args], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] })
+      ),
+      (child) => Effect.sync(() => void (child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")))
+    )
+    let stderr = ""
+    child.stderr!.on("data", (data) => (stderr = (stderr + String(data)).slice(-4000)))
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.startsWith("{")) Queue.offerUnsafe(messages, JSON.parse(line))
+    })
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.on("exit", (code, signal) => resolve({ code, signal }))
+    )
+    // After the child's end, waiting for a message fails (lines printed before it are still delivered).
+    void exited.then(({ code, signal }) =>
+      Queue.failCauseUnsafe(
+        messages,
+        Cause.fail(new ProcessError({ process: name, reason: `exited (${signal ?? `code ${code}`}); stderr: ${stderr}` }))
+      )
+    )
+    return {
+      pid: child.pid,
+      message: Queue.take(messages),
+      send: (message) => Effect.sync(() => void child.stdin!.write(`${JSON.stringify(message)}\n`)),
+      exit: Effect.map(Effect.promise(() => exited), (e) => ({ ...e, stderr }))
+    }
+  })
+
+/** In a member process: the JSON lines its parent writes on stdin. */
+export const parentMessages = (): Effect.Effect<Queue.Dequeue<Record<string, unknown>>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const messages = yield* Queue.unbounded<Record<string, unknown>>()
+    const lines = createInterface({ input: process.stdin })
+    lines.on("line", (line) => void Queue.offerUnsafe(messages, JSON.parse(line)))
+    yield* Effect.addFinalizer(() => Effect.sync(() => lines.close()))
+    return messages
+  })
+
+/** In a member process: one JSON line to its parent. */
+export const tellParent = (message: unknown) => Effect.sync(() => console.log(JSON.stringify(message)))
+
+/** In a member process: a line on stderr, which its parent reports if the member fails. */
+export const complain = (line: string) => Effect.sync(() => console.error(line))
+
+/** Ends this process. */
+export const exit = (code: number) => Effect.sync(() => process.exit(code))
