@@ -7,7 +7,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { Aggregate, Pipeline, Sink, Sinks, Sources, Stage, Tributary, Window } from "../core/src/index.ts"
-import type { Guarantee } from "../core/src/snapshot/Coordinator.ts"
+import { Coordinator, FINAL_SNAPSHOT, type Guarantee } from "../core/src/snapshot/Coordinator.ts"
 import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
 import { rng } from "./helpers.ts"
 
@@ -245,5 +245,31 @@ describe("file source, exactly-once", () => {
     })).pipe(Effect.provide(Platform.layer)))
     expect(restarts).toBe(2)
     expect([...out.items].sort()).toEqual([...expected].sort())
+  })
+})
+
+describe("snapshot coordinator", () => {
+  it("a sink that acknowledged a snapshot and ended after it commits its final transaction only with a later snapshot", async () => {
+    const store = SnapshotStore.memory()
+    const coordinator = new Coordinator("job", store, 2, "exactly-once", 0)
+    const commits: Array<number> = []
+    coordinator.register("sink#0", (id) => Effect.sync(() => void commits.push(id)))
+    const part = { steps: [], position: undefined }
+    await Effect.runPromise(Effect.gen(function*() {
+      coordinator.request()
+      yield* coordinator.ack(1, "sink#0", part)
+      // The sink ends (its records after barrier 1 are in its final transaction) before snapshot 1 completes.
+      yield* coordinator.done("sink#0", part)
+      yield* coordinator.ack(1, "other#0", part)
+    }))
+    // Restored from snapshot 1, the sink replays what followed barrier 1: its final transaction must stay open.
+    expect(commits).toEqual([1])
+    expect((await Effect.runPromise(store.latest("job")))?.ended).toEqual([])
+    await Effect.runPromise(Effect.gen(function*() {
+      coordinator.request()
+      yield* coordinator.ack(2, "other#0", part)
+    }))
+    expect(commits).toEqual([1, 2, FINAL_SNAPSHOT])
+    expect((await Effect.runPromise(store.latest("job")))?.ended).toEqual(["sink#0"])
   })
 })

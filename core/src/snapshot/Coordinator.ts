@@ -82,18 +82,19 @@ export class Coordinator {
     const acks = this.pending.get(id) ?? new Map<string, Contribution>()
     const all = new Map([...this.finished, ...acks])
     if (all.size < this.tasklets || id !== this.completed + 1) return Effect.void
+    // Ended for this snapshot: tasklets that finished without acknowledging it. One that
+    // acknowledged it and finished after is restored from its acknowledgement (and replays
+    // what followed), so its final transaction must not be committed with this snapshot.
+    const ended = new Set([...this.finished.keys()].filter((tasklet) => !acks.has(tasklet)))
     const snapshot: Snapshot = {
       job: this.job,
       id,
       steps: [...all.values()].flatMap((c) => c.steps),
-      ended: [...this.finished.keys()],
+      ended: [...ended],
       positions: [...all.values()].flatMap((c) => (c.position ? [c.position] : []))
     }
     this.pending.delete(id)
     const { store, committers, job } = this
-    // A sink that ended before this snapshot prepared its final transaction; the snapshot
-    // records it as ended (nothing to replay), so that transaction must be committed with it.
-    const ended = new Set(this.finished.keys())
     const markCompleted = () => {
       this.completed = id
     }
@@ -102,6 +103,8 @@ export class Coordinator {
       markCompleted()
       for (const { tasklet, commit } of committers) {
         yield* commit(id)
+        // A sink that ended before this snapshot prepared its final transaction; the snapshot
+        // records it as ended (nothing to replay), so that transaction is committed with it.
         if (ended.has(tasklet)) yield* commit(FINAL_SNAPSHOT)
       }
       yield* store.prune(job, id)
