@@ -248,6 +248,9 @@ describe("file source, exactly-once", () => {
   })
 })
 
+/** The coordinator's and memory store's effects need no services. */
+const runEffect = <A, E>(effect: Effect.Effect<A, E, any>) => Effect.runPromise(effect as Effect.Effect<A, E>)
+
 describe("snapshot coordinator", () => {
   it("a sink that acknowledged a snapshot and ended after it commits its final transaction only with a later snapshot", async () => {
     const store = SnapshotStore.memory()
@@ -255,7 +258,7 @@ describe("snapshot coordinator", () => {
     const commits: Array<number> = []
     coordinator.register("sink#0", (id) => Effect.sync(() => void commits.push(id)))
     const part = { steps: [], position: undefined }
-    await Effect.runPromise(Effect.gen(function*() {
+    await runEffect(Effect.gen(function*() {
       coordinator.request()
       yield* coordinator.ack(1, "sink#0", part)
       // The sink ends (its records after barrier 1 are in its final transaction) before snapshot 1 completes.
@@ -264,12 +267,12 @@ describe("snapshot coordinator", () => {
     }))
     // Restored from snapshot 1, the sink replays what followed barrier 1: its final transaction must stay open.
     expect(commits).toEqual([1])
-    expect((await Effect.runPromise(store.latest("job")))?.ended).toEqual([])
-    await Effect.runPromise(Effect.gen(function*() {
+    expect((await runEffect(store.latest("job")))?.ended).toEqual([])
+    await runEffect(Effect.gen(function*() {
       coordinator.request()
       yield* coordinator.ack(2, "other#0", part)
     }))
     expect(commits).toEqual([1, 2, FINAL_SNAPSHOT])
-    expect((await Effect.runPromise(store.latest("job")))?.ended).toEqual(["sink#0"])
+    expect((await runEffect(store.latest("job")))?.ended).toEqual(["sink#0"])
   })
 })
