@@ -4,6 +4,7 @@
  * Figures are records per second unless a row says otherwise.
  */
 import * as os from "node:os"
+import { cluster } from "./cluster.ts"
 import type { Benchmark, Measurement } from "./harness.ts"
 import { link } from "./link.ts"
 import { nexmark } from "./nexmark/bench.ts"
@@ -12,7 +13,7 @@ import { stateless } from "./stateless.ts"
 import { windowed } from "./windowed.ts"
 import { wordcount } from "./wordcount.ts"
 
-const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots, nexmark, link]
+const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots, nexmark, link, cluster]
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")

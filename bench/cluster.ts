@@ -1,0 +1,51 @@
+/**
+ * Every core through a local cluster: the stateless and the sliding-window
+ * jobs on 1 and 2 member processes, events/s over the whole run (process
+ * start-up included), and the speed-up of 2 members over 1.
+ */
+import { Effect } from "effect"
+import * as path from "node:path"
+import { LocalCluster } from "../cluster/src/index.ts"
+import type { Benchmark, Measurement } from "./harness.ts"
+
+const jobs = path.join(import.meta.dirname, "cluster-jobs.ts")
+
+/** Seconds to run `job` over `count` records on `members` processes, start-up included. */
+const seconds = async (job: string, count: number, members: number) => {
+  process.env.BENCH_COUNT = String(count)
+  const start = performance.now()
+  await Effect.runPromise(LocalCluster.run({ module: jobs, export: job, members }))
+  return (performance.now() - start) / 1000
+}
+
+export const cluster: Benchmark = {
+  name: "cluster",
+  description: "stateless and sliding-window jobs on 1 and 2 member processes",
+  run: async () => {
+    const results: Array<Measurement> = []
+    for (const [job, count] of [["stateless", 400_000_000], ["windowed", 30_000_000]] as const) {
+      const rates = []
+      for (const members of [1, 2]) {
+        // Start-up: processes, module imports, links: the same job over a handful of records.
+        const startUp = await seconds(job, members, members)
+        const total = await seconds(job, count, members)
+        rates.push({ members, startUp, withStartUp: count / total, running: count / (total - startUp) })
+      }
+      const [one, two] = rates
+      for (const r of rates) {
+        results.push({
+          benchmark: "cluster",
+          variant: `${job}, ${r.members} member${r.members > 1 ? "s" : ""}`,
+          unit: "events/s",
+          value: r.withStartUp,
+          details: {
+            "start-up s": r.startUp,
+            "M events/s without start-up": r.running / 1e6,
+            ...(r === two ? { "speed-up": `${(two!.withStartUp / one!.withStartUp).toFixed(2)}× (${(two!.running / one!.running).toFixed(2)}× without start-up)` } : {})
+          }
+        })
+      }
+    }
+    return results
+  }
+}
