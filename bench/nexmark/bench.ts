@@ -1,6 +1,6 @@
 /**
- * NEXMark on one worker (there is no multi-process mode yet): events/s per
- * query over a bounded generated stream (generation included, as in Flink's
+ * NEXMark on one worker and on every core (member processes of a local
+ * cluster): events/s per query over a bounded generated stream (generation included, as in Flink's
  * figures), Q1/Q2/Q5 next to a hand-written loop, RxJS and an Effect Stream;
  * the latency of the windowed queries at a fixed rate; peak RSS per query.
  * Writes docs/nexmark.svg.
@@ -8,6 +8,7 @@
 import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
 import { Pipeline, Sink, Sources, Stage, Tributary } from "../../core/src/index.ts"
+import { LocalCluster } from "../../cluster/src/index.ts"
 import { bestOf, type Benchmark, check, type Measurement, percentile, perSecond } from "../harness.ts"
 import * as Baseline from "./baselines.ts"
 import { batch, type Event, events, resolve, source } from "./generator.ts"
@@ -50,6 +51,16 @@ const peakRss = async <T>(body: () => Promise<T>): Promise<[T, number]> => {
   } finally {
     clearInterval(timer)
   }
+}
+
+const memberJobs = new URL("./members.ts", import.meta.url).pathname
+
+/** Seconds to run query `name` over `count` events on `members` processes (start-up included). */
+const clusterSeconds = async (name: string, count: number, members: number) => {
+  process.env.NEXMARK_COUNT = String(count)
+  const start = performance.now()
+  await Effect.runPromise(LocalCluster.run({ module: memberJobs, export: name, members }))
+  return (performance.now() - start) / 1000
 }
 
 const runQuery = async (query: Query, pregenerated?: ReadonlyArray<Event>) => {
@@ -123,6 +134,21 @@ export const nexmark: Benchmark = {
       peak = Math.max(peak, rss)
       tributary.set(name, rate)
       results.push({ benchmark: "nexmark", variant: `${name} Tributary`, unit: "events/s", value: rate, details: { "peak RSS MB": rss / 1e6 } })
+    }
+    // Every core: each query over member processes (LocalCluster), start-up measured apart.
+    const members = navigator.hardwareConcurrency
+    const startUp = await clusterSeconds("Q0", members, members)
+    for (const [name] of queries) {
+      const count = name === "Q0" || name === "Q1" || name === "Q2" || name === "Q3" ? 8 * N : 2 * N
+      const seconds = await clusterSeconds(name, count, members)
+      const rate = count / (seconds - startUp)
+      results.push({
+        benchmark: "nexmark",
+        variant: `${name} Tributary, ${members} member processes`,
+        unit: "events/s",
+        value: rate,
+        details: { "vs one worker": `${(rate / tributary.get(name)!).toFixed(2)}×`, "start-up s (not counted)": startUp }
+      })
     }
     const bars: Array<{ label: string; value: number; color: string }> = queries.map(([name]) => ({
       label: `${name} Tributary`, value: tributary.get(name)!, color: COLORS.Tributary!
