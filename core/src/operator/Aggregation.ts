@@ -2,7 +2,7 @@ import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import { StageError } from "../errors.ts"
 import { event } from "../pipeline/Event.ts"
 import { eachRecord, guarded } from "./failure.ts"
-import type { IdleKeys } from "./IdleKeys.ts"
+import type { Expiry } from "./Expiry.ts"
 import { KeyedMap } from "./KeyedMap.ts"
 import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "./Operator.ts"
 
@@ -140,7 +140,9 @@ export class Combine implements Operator<unknown, unknown> {
 export class RollingAggregate implements Operator<unknown, unknown> {
   private readonly accs = new KeyedMap<unknown>()
   timed = false
-  idle: IdleKeys | undefined = undefined
+  ttl: number | undefined = undefined
+  /** Set with a `ttl`: when each key falls idle. */
+  expiry: Expiry | undefined = undefined
 
   private readonly stage: string
   private readonly op: AggregateOp<any, any, any>
@@ -161,24 +163,24 @@ export class RollingAggregate implements Operator<unknown, unknown> {
       accs.set(k, acc)
       const value = op.export(acc)
       const result = key === undefined ? value : { key: k, value }
-      if (timed) this.idle?.touch(k, (input as { t: number }).t)
+      if (timed && this.expiry) this.expiry.extend(k, (input as { t: number }).t + this.ttl!)
       out.push(timed ? event((input as { t: number }).t, result) : result)
     })
   }
 
   onWatermark(time: number): void {
-    if (this.idle) for (const k of this.idle.expire(time)) this.accs.delete(k)
+    if (this.expiry) for (const k of this.expiry.expire(time)) this.accs.delete(k)
   }
 
   saveState(state: StateWriter): void {
-    this.accs.forEach((acc, k) => state.keyed(k, [acc, this.idle?.lastTime(k)]))
+    this.accs.forEach((acc, k) => state.keyed(k, [acc, this.expiry?.get(k)]))
   }
 
   restoreState(state: RestoredState): void {
     forEachKeyed(state, (k, v) => {
-      const [acc, last] = v as [unknown, number | undefined]
+      const [acc, due] = v as [unknown, number | undefined]
       this.accs.set(k, acc)
-      if (last !== undefined) this.idle?.touch(k, last)
+      if (due !== undefined) this.expiry?.set(k, due)
     })
   }
 }

@@ -1,6 +1,6 @@
 import { event } from "../pipeline/Event.ts"
 import { eachRecord } from "./failure.ts"
-import type { IdleKeys } from "./IdleKeys.ts"
+import type { Expiry } from "./Expiry.ts"
 import { KeyedMap } from "./KeyedMap.ts"
 import { restoreKeyed, saveKeyed } from "./Aggregation.ts"
 import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "./Operator.ts"
@@ -14,8 +14,10 @@ import { forEachKeyed, type Operator, type RestoredState, type StateWriter } fro
 export class MapStateful implements Operator<unknown, unknown> {
   private readonly states = new KeyedMap<unknown>()
   timed = false
-  idle: IdleKeys | undefined = undefined
+  ttl: number | undefined = undefined
   expireAt: ((state: any, key: any) => number) | undefined = undefined
+  /** Set with a `ttl` or `expireAt`: when each key's state falls due. */
+  expiry: Expiry | undefined = undefined
   onEvict: ((state: any, key: any, time: number) => unknown) | undefined = undefined
 
   private readonly stage: string
@@ -40,19 +42,18 @@ export class MapStateful implements Operator<unknown, unknown> {
         state = create()
         states.set(k, state)
       }
-      if (timed) this.idle?.touch(k, (input as { t: number }).t)
       const result = fn(state, r, k)
+      const { expiry, expireAt } = this
+      if (timed && expiry) {
+        if (expireAt) expiry.set(k, expireAt(state, k))
+        else expiry.extend(k, (input as { t: number }).t + this.ttl!)
+      }
       if (result !== undefined) out.push(timed ? event((input as { t: number }).t, result) : result)
     })
   }
 
   onWatermark(time: number, out: Array<unknown>): void {
-    const { expireAt } = this
-    if (expireAt !== undefined) {
-      for (const [k, state] of this.states.entries()) if (expireAt(state, k) <= time) this.evict(k, time, out)
-      return
-    }
-    if (this.idle) for (const k of this.idle.expire(time)) this.evict(k, time, out)
+    if (this.expiry) for (const k of this.expiry.expire(time)) this.evict(k, time, out)
   }
 
   private evict(k: unknown, time: number, out: Array<unknown>): void {
@@ -63,14 +64,14 @@ export class MapStateful implements Operator<unknown, unknown> {
   }
 
   saveState(state: StateWriter): void {
-    this.states.forEach((s, k) => state.keyed(k, [s, this.idle?.lastTime(k)]))
+    this.states.forEach((s, k) => state.keyed(k, [s, this.expiry?.get(k)]))
   }
 
   restoreState(state: RestoredState): void {
     forEachKeyed(state, (k, v) => {
-      const [s, last] = v as [unknown, number | undefined]
+      const [s, due] = v as [unknown, number | undefined]
       this.states.set(k, s)
-      if (last !== undefined) this.idle?.touch(k, last)
+      if (due !== undefined) this.expiry?.set(k, due)
     })
   }
 }

@@ -12,7 +12,7 @@ import { Effect } from "effect"
 import { PlanError } from "../errors.ts"
 import { Accumulate, CoGroupCombine, Combine, RollingAggregate } from "../operator/Aggregation.ts"
 import { HashJoin, MAIN, SIDE } from "../operator/HashJoin.ts"
-import { IdleKeys } from "../operator/IdleKeys.ts"
+import { Expiry } from "../operator/Expiry.ts"
 import { mapEffect } from "../operator/MapEffect.ts"
 import { async, type Operator, sync } from "../operator/Operator.ts"
 import { Sort } from "../operator/Sort.ts"
@@ -282,7 +282,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         }
         const w = behindKey(lower(node.input), node, key && keyOn(node.input, key))
         addOp(w, name, () =>
-          Object.assign(new RollingAggregate(name, op, key), { timed: isTimedInput, idle: ttl === undefined ? undefined : new IdleKeys(ttl) }))
+          Object.assign(new RollingAggregate(name, op, key), { timed: isTimedInput, ttl, expiry: ttl === undefined ? undefined : new Expiry(ttl / 64) }))
         return w
       }
       case "mapStateful": {
@@ -295,8 +295,10 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         addOp(w, name, () =>
           Object.assign(new MapStateful(name, key, create, fn), {
             timed: isTimedInput,
-            idle: ttl === undefined ? undefined : new IdleKeys(ttl),
+            ttl,
             expireAt,
+            // Index granularity only (expiry is exact): a 64th of the ttl, or a second for deadlines.
+            expiry: ttl !== undefined ? new Expiry(ttl / 64) : expireAt !== undefined ? new Expiry(1000) : undefined,
             onEvict
           }))
         return w

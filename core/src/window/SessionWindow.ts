@@ -1,4 +1,5 @@
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import { Expiry } from "../operator/Expiry.ts"
 import { eachRecord, guarded } from "../operator/failure.ts"
 import { KeyedMap } from "../operator/KeyedMap.ts"
 import { forEachKeyed, type Operator, type RestoredState, type StateWriter } from "../operator/Operator.ts"
@@ -23,12 +24,8 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
   private readonly sessions = new KeyedMap<Array<Session>>()
   private watermarkTime = -Infinity
   private lastEarly = 0
-  /**
-   * Keys by the bucket (`width` ms) of their sessions' ends, possibly stale: a
-   * watermark visits only the keys of buckets it passed, not every key.
-   */
-  private due: Map<number, Array<unknown>> | undefined = undefined
-  private readonly width: number
+  /** Each key falls due at the end of its first session. */
+  private readonly expiry: Expiry
   readonly late: Array<unknown> = []
   readonly tickInterval: number | undefined
   private readonly stage: string
@@ -51,7 +48,7 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
     this.op = op
     this.key = key
     this.gap = window.gap
-    this.width = Math.max(1, Math.ceil(window.gap / 64))
+    this.expiry = new Expiry(window.gap / 64)
     this.tickInterval = window.earlyResultsPeriod
   }
 
@@ -71,11 +68,10 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
       const only = list.length === 1 ? list[0]! : undefined
       if (only !== undefined && only.start < e.t + gap && e.t < only.end) {
         // The common case, an event inside a key's one open session: extend it in place.
-        const before = Math.floor(only.end / this.width)
         only.start = Math.min(only.start, e.t)
         only.end = Math.max(only.end, e.t + gap)
         only.acc = op.accumulate(only.acc, e.v)
-        if (Math.floor(only.end / this.width) !== before) this.mark(k, only.end)
+        this.expiry.set(k, only.end)
         return
       }
       let merged: Session = { start: e.t, end: e.t + gap, acc: op.accumulate(op.create(), e.v) }
@@ -90,7 +86,7 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
       if (at === -1) at = kept.length
       kept.splice(at, 0, merged)
       sessions.set(k, kept)
-      this.mark(k, merged.end)
+      this.expiry.set(k, kept[0]!.end)
     })
   }
 
@@ -109,7 +105,10 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
   }
 
   restoreState(state: RestoredState): void {
-    forEachKeyed(state, (k, list) => this.sessions.set(k, list as Array<Session>))
+    forEachKeyed(state, (k, list) => {
+      this.sessions.set(k, list as Array<Session>)
+      this.expiry.set(k, (list as Array<Session>)[0]!.end)
+    })
     for (const w of state.local as Array<number>) this.watermarkTime = Math.max(this.watermarkTime, w)
   }
 
@@ -119,45 +118,18 @@ export class SessionWindowAggregate implements Operator<Event<unknown>, unknown>
     for (const [k, list] of this.sessions.entries()) for (const s of list) this.emit(k, s, true, out)
   }
 
-  /** Notes that key `k` has a session ending at `end`, for `close` to find. */
-  private mark(k: unknown, end: number) {
-    const due = this.dueIndex()
-    const bucket = Math.floor(end / this.width)
-    const keys = due.get(bucket)
-    if (keys) keys.push(k)
-    else due.set(bucket, [k])
-  }
-
-  /** Built from the sessions on first use, so also after a restore. */
-  private dueIndex(): Map<number, Array<unknown>> {
-    if (this.due === undefined) {
-      this.due = new Map()
-      for (const [k, list] of this.sessions.entries()) for (const s of list) this.mark(k, s.end)
-    }
-    return this.due
-  }
-
-  /** Emits the sessions ending by `time`, visiting only the keys marked in buckets that are due. */
+  /** Emits the sessions ending by `time`; only keys whose first session is due are visited. */
   private close(time: number, out: Array<unknown>) {
-    const due = this.dueIndex()
-    const again: Array<readonly [unknown, number]> = []
-    for (const [bucket, keys] of due) {
-      if (bucket * this.width > time) continue
-      due.delete(bucket)
-      for (const k of keys) {
-        const list = this.sessions.get(k)
-        if (list === undefined) continue
-        let closed = 0
-        while (closed < list.length && list[closed]!.end <= time) this.emit(k, list[closed++]!, false, out)
-        if (closed === list.length) this.sessions.delete(k)
-        else {
-          if (closed > 0) list.splice(0, closed)
-          // Sessions ending in other buckets were marked there when they got their end.
-          if (Math.floor(list[0]!.end / this.width) === bucket) again.push([k, list[0]!.end])
-        }
+    for (const k of this.expiry.expire(time)) {
+      const list = this.sessions.get(k)!
+      let closed = 0
+      while (closed < list.length && list[closed]!.end <= time) this.emit(k, list[closed++]!, false, out)
+      if (closed === list.length) this.sessions.delete(k)
+      else {
+        list.splice(0, closed)
+        this.expiry.set(k, list[0]!.end)
       }
     }
-    for (const [k, end] of again) this.mark(k, end)
   }
 
   private emit(key: unknown, s: Session, isEarly: boolean, out: Array<unknown>) {
