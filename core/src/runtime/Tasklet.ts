@@ -56,7 +56,7 @@ export interface TaskletSpec {
 type SyncOp = Operator<unknown, unknown>
 
 /** How long a tasklet runs before it lets the rest of the process (timers, I/O) have a turn. */
-const YIELD_INTERVAL_MS = Infinity
+const YIELD_INTERVAL_MS = 5
 
 /**
  * A tasklet: one instance of a vertex, run as a fiber. It takes batches from
