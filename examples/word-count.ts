@@ -8,13 +8,18 @@ import { Aggregate, Pipeline, Platform, Sinks, Sources, Stage, Tributary } from 
 
 const dataDir = new URL("./data", import.meta.url).pathname
 
-export const wordCount = (directory: string) => {
-  const counts = Sinks.collect<Stage.KeyedResult<string, number>>()
-  const pipeline = Pipeline.from(Sources.files(directory)).pipe(
+/** The count of each word of the files in `directory`. */
+export const wordCounts = (directory: string) =>
+  Pipeline.from(Sources.files(directory)).pipe(
     Stage.flatMap((line: string) => line.toLowerCase().split(/[^\p{L}\p{N}']+/u)),
     Stage.filter((word) => word.length > 0),
     Stage.groupingKey((word) => word),
-    Stage.aggregate(Aggregate.counting()),
+    Stage.aggregate(Aggregate.counting())
+  )
+
+export const wordCount = (directory: string) => {
+  const counts = Sinks.collect<Stage.KeyedResult<string, number>>()
+  const pipeline = wordCounts(directory).pipe(
     Stage.sort((a, b) => b.value - a.value || (a.key < b.key ? -1 : 1)),
     Stage.writeTo(counts)
   )

@@ -8,20 +8,10 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { LocalCluster } from "../cluster/src/index.ts"
+import { countWordsByHand } from "./helpers.ts"
 
 const jobs = path.join(import.meta.dirname, "fixtures", "cluster-jobs.ts")
 const dataDir = path.resolve(import.meta.dirname, "..", "examples", "data")
-
-/** The counts by plain loops over the same files. */
-const expectedCounts = () => {
-  const counts = new Map<string, number>()
-  for (const file of fs.readdirSync(dataDir)) {
-    for (const word of fs.readFileSync(path.join(dataDir, file), "utf8").toLowerCase().split(/[^\p{L}\p{N}']+/u)) {
-      if (word.length > 0) counts.set(word, (counts.get(word) ?? 0) + 1)
-    }
-  }
-  return counts
-}
 
 describe("local cluster", () => {
   it("a word count over 2 member processes gives exactly the counts of the input, each word once", async () => {
@@ -35,7 +25,7 @@ describe("local cluster", () => {
     const lines = parts.flatMap((p) => fs.readFileSync(path.join(out, p), "utf8").split("\n").filter((l) => l.length > 0))
     const counts = new Map(lines.map((l) => [l.split("\t")[0]!, Number(l.split("\t")[1])]))
     expect(counts.size).toBe(lines.length)
-    expect(counts).toEqual(expectedCounts())
+    expect(counts).toEqual(countWordsByHand(dataDir))
   })
 
   it("a member killed with SIGKILL mid-job fails the job promptly, naming the member", async () => {

@@ -1,4 +1,6 @@
 import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { type JobOptions, run } from "../core/src/job/Job.ts"
 import type { Pipeline } from "../core/src/pipeline/Pipeline.ts"
 
@@ -21,4 +23,15 @@ export const rng = (seed: number) => () => {
   let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
   t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+/** Word counts of the files in `directory` by a plain loop, independent of the engine. */
+export const countWordsByHand = (directory: string): Map<string, number> => {
+  const counts = new Map<string, number>()
+  for (const file of fs.readdirSync(directory)) {
+    for (const word of fs.readFileSync(path.join(directory, file), "utf8").toLowerCase().split(/[^\p{L}\p{N}']+/u)) {
+      if (word.length > 0) counts.set(word, (counts.get(word) ?? 0) + 1)
+    }
+  }
+  return counts
 }
