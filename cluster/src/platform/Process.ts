@@ -23,7 +23,6 @@ export interface Child {
   readonly send: (message: unknown) => Effect.Effect<void>
   /** Waits for the child's end: its exit code, or the signal that ended it. */
   readonly exit: Effect.Effect<{ readonly code: number | null; readonly signal: string | null; readonly stderr: string }>
-  readonly pid: number | undefined
 }
 
 /** How this runtime runs a TypeScript module with the workspace's "source" condition. */
@@ -60,7 +59,6 @@ export const spawn = (
       )
     )
     return {
-      pid: child.pid,
       message: Queue.take(messages),
       send: (message) => Effect.sync(() => void child.stdin!.write(`${JSON.stringify(message)}\n`)),
       exit: Effect.map(Effect.promise(() => exited), (e) => ({ ...e, stderr }))
