@@ -27,30 +27,35 @@ export const files = <A>(
   const format = options?.format ?? ((a: A) => (typeof a === "string" ? a : JSON.stringify(a)))
   return Sink.make({
     name: options?.name ?? "directory",
-    open: ({ instance, restoredSnapshot }) =>
+    open: ({ instance, instances, restoredSnapshot }) =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
         const dir = directory.endsWith("/") ? directory : `${directory}/`
-        const part = `part-${pad(instance, 5)}`
+        const partOf = (n: number) => `part-${pad(n, 5)}`
+        const part = partOf(instance)
         const tempPath = `${dir}.${part}.tmp`
-        const pendingPrefix = `.${part}.`
-        const pendingPath = (id: number) => `${dir}${pendingPrefix}${pad(id, 16)}.pending`
-        const finalPath = (id: number) => (id === FINAL_SNAPSHOT ? `${dir}${part}` : `${dir}${part}-${pad(id, 12)}`)
+        const pendingPath = (n: number, id: number) => `${dir}.${partOf(n)}.${pad(id, 16)}.pending`
+        const finalPath = (n: number, id: number) => (id === FINAL_SNAPSHOT ? `${dir}${partOf(n)}` : `${dir}${partOf(n)}-${pad(id, 12)}`)
         yield* fs.makeDirectory(directory, { recursive: true })
 
-        /** Pending transactions of this instance, by snapshot id, oldest first. */
-        const pendingIds = Effect.map(fs.readDirectory(directory), (names) =>
-          names.filter((n) => n.startsWith(pendingPrefix) && n.endsWith(".pending"))
-            .map((n) => Number(n.slice(pendingPrefix.length, -".pending".length)))
-            .sort((a, b) => a - b))
+        /**
+         * Pending transactions this instance answers for, oldest first: its own, and those of
+         * instances that no longer exist after a rescale (n mod instances = instance).
+         */
+        const pending = Effect.map(fs.readDirectory(directory), (names) =>
+          names.flatMap((name) => {
+            const m = /^\.part-(\d{5})\.(\d{16})\.pending$/.exec(name)
+            const n = Number(m?.[1])
+            return m && (n === instance || (n >= instances && n % instances === instance)) ? [{ n, id: Number(m[2]) }] : []
+          }).sort((a, b) => a.id - b.id))
         const commit = (upTo: number) =>
-          Effect.flatMap(pendingIds, (ids) =>
-            Effect.forEach(ids.filter((id) => id <= upTo), (id) => fs.rename(pendingPath(id), finalPath(id)), { discard: true }))
+          Effect.flatMap(pending, (txs) =>
+            Effect.forEach(txs.filter((t) => t.id <= upTo), (t) => fs.rename(pendingPath(t.n, t.id), finalPath(t.n, t.id)), { discard: true }))
 
         // After a restart: transactions the restored snapshot covers are committed, later ones
         // (and any on a fresh start) discarded — their records are replayed.
         if (restoredSnapshot !== undefined) yield* commit(restoredSnapshot)
-        for (const id of yield* pendingIds) yield* fs.remove(pendingPath(id))
+        for (const t of yield* pending) yield* fs.remove(pendingPath(t.n, t.id))
 
         let written = 0
         let file: { readonly handle: FileSystem.File; readonly scope: Scope.Closeable } | undefined
@@ -79,7 +84,7 @@ export const files = <A>(
             Effect.gen(function*() {
               if (written === 0 && id !== FINAL_SNAPSHOT) return
               yield* close
-              yield* fs.rename(tempPath, pendingPath(id))
+              yield* fs.rename(tempPath, pendingPath(instance, id))
               if (id !== FINAL_SNAPSHOT) yield* open
             }),
           commit: (id) => commit(id)

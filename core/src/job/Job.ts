@@ -15,6 +15,12 @@ export interface JobOptions {
   readonly name?: string | undefined
   /** Instances of each parallel vertex in this process (default 1). */
   readonly parallelism?: number | undefined
+  /**
+   * Instances of each source (default: `parallelism`, capped by the source's
+   * `maxParallelism`). A cluster keeps it fixed while members come and go:
+   * a source's positions belong to the slices of input its instances read.
+   */
+  readonly sourceParallelism?: number | undefined
   /** Records per batch (default 1024). */
   readonly batchSize?: number | undefined
   /** Bound of every queue between tasklets, in batches (default 4). */
@@ -132,6 +138,7 @@ export const submit = <R>(
       try: () => {
         const dag = plan(pipeline, {
           parallelism: positive("parallelism", options.parallelism, 1),
+          sourceParallelism: options.sourceParallelism === undefined ? undefined : positive("sourceParallelism", options.sourceParallelism, 1),
           partitionCount: positive("partitionCount", options.partitionCount, DEFAULT_PARTITION_COUNT)
         })
         return {
@@ -147,7 +154,7 @@ export const submit = <R>(
       catch: (e) => (e instanceof PlanError ? e : new PlanError({ reason: String(e) }))
     })
     if (options.placement && guarantee !== "none") {
-      return yield* new PlanError({ reason: "processing guarantees across members are not supported yet: run with processingGuarantee \"none\"" })
+      return yield* new PlanError({ reason: "a job spread over members gets its processing guarantee from the cluster, not from each member's options" })
     }
     let initial: Snapshot | undefined
     if (options.initialSnapshot !== undefined) {
@@ -177,6 +184,12 @@ export const submit = <R>(
     /** One execution, from `restored` (or the start); a failure restarts from the last complete snapshot. */
     const execute = (restored: Snapshot | undefined): Effect.Effect<void, unknown, any> =>
       Effect.suspend(() => {
+        const remote = options.placement?.snapshots
+        if (remote) {
+          // A member of a cluster: the job's coordinator runs elsewhere and decides restarts.
+          current = deploy(dag, { ...executionOptions, coordinator: remote, restored: options.placement!.restored })
+          return Effect.scoped(current.run)
+        }
         coordinator = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0)
         current = deploy(dag, { ...executionOptions, coordinator, restored })
         return Effect.catchCause(Effect.scoped(current.run), (cause) => {
@@ -216,18 +229,26 @@ export const submit = <R>(
 
     const stateError = (reason: string): Effect.Effect<never, JobStateError> => Effect.fail(new JobStateError({ job: name, reason }))
 
-    /** Asks the running execution for a snapshot and waits until it is complete. */
-    const snapshotNow = Effect.suspend(() => {
-      const c = coordinator
-      if (!c) return stateError("snapshots need processingGuarantee at-least-once or exactly-once")
-      if (status !== "running") return stateError(`the job is ${status}`)
-      c.request()
-      const target = c.requested
-      return Effect.andThen(
-        Effect.repeat(Effect.sleep(5), { until: () => c.completed >= target || status !== "running" }),
-        Effect.suspend(() => (c.completed >= target ? Effect.void : stateError(`the job ended (${status}) before the snapshot completed`)))
-      )
-    })
+    /**
+     * Asks the running execution for a snapshot and waits until it is complete.
+     * A terminal one (sources stop after it) waits for one in flight to finish first.
+     */
+    const snapshotNow = (terminal: boolean) =>
+      Effect.suspend(() => {
+        const c = coordinator
+        if (!c) return stateError("snapshots need processingGuarantee at-least-once or exactly-once")
+        if (status !== "running") return stateError(`the job is ${status}`)
+        let target = 0
+        const asked = () => {
+          if (target === 0 && (c.request(terminal) || !terminal)) target = c.requested
+          return target > 0
+        }
+        asked()
+        return Effect.andThen(
+          Effect.repeat(Effect.sleep(5), { until: () => (asked() && c.completed >= target) || status !== "running" }),
+          Effect.suspend(() => (target > 0 && c.completed >= target ? Effect.void : stateError(`the job ended (${status}) before the snapshot completed`)))
+        )
+      })
 
     const stop = (next: JobStatus) =>
       Effect.suspend(() => {
@@ -246,7 +267,7 @@ export const submit = <R>(
         return Effect.andThen(stop("cancelled"), Deferred.fail(outcome, new JobCancelledError({ job: name })))
       }),
       join: Deferred.await(outcome),
-      suspend: Effect.andThen(snapshotNow, stop("suspended")),
+      suspend: Effect.andThen(snapshotNow(true), stop("suspended")),
       resume: Effect.suspend((): Effect.Effect<void, JobStateError | SnapshotError> =>
         status !== "suspended"
           ? stateError(`only a suspended job can resume; it is ${status}`)
@@ -260,7 +281,7 @@ export const submit = <R>(
       exportSnapshot: (exportName) =>
         Effect.andThen(
           // A suspended job's final snapshot is exported as it is.
-          Effect.suspend(() => (status === "suspended" ? Effect.void : snapshotNow)),
+          Effect.suspend(() => (status === "suspended" ? Effect.void : snapshotNow(false))),
           Effect.flatMap(latest, (snapshot): Effect.Effect<void, SnapshotError | JobStateError> =>
             snapshot
               ? Effect.provideContext(store.save({ ...snapshot, job: exportName }), context) as Effect.Effect<void, SnapshotError>

@@ -28,6 +28,8 @@ import type { Dag, Edge, Routing, StepFactory, Vertex } from "./Dag.ts"
 export interface PlanOptions {
   /** Instances of each parallel vertex. */
   readonly parallelism: number
+  /** Instances of each source vertex (default `parallelism`), capped by the source's `maxParallelism`. */
+  readonly sourceParallelism?: number | undefined
   readonly partitionCount: number
 }
 
@@ -46,6 +48,7 @@ const byEntryKey = (entry: readonly [unknown, unknown]) => entry[0]
 
 export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   const { parallelism } = options
+  const sourceParallelism = options.sourceParallelism ?? parallelism
   if (pipeline.sinks.length === 0) throw new PlanError({ reason: "the pipeline has no sink" })
   if (!Number.isInteger(parallelism) || parallelism < 1) {
     throw new PlanError({ reason: `parallelism must be a positive integer, got ${parallelism}` })
@@ -228,7 +231,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     const name = nameOf(node)
     switch (node.kind) {
       case "source":
-        return newVertex(node, Math.min(parallelism, node.source.maxParallelism ?? parallelism))
+        return newVertex(node, Math.min(sourceParallelism, node.source.maxParallelism ?? sourceParallelism))
       case "map":
       case "filter":
       case "flatMap":

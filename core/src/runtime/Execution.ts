@@ -4,7 +4,7 @@ import type { Dag, Edge } from "../plan/Dag.ts"
 import type { KeyedColumns, RestoredState } from "../operator/Operator.ts"
 import { partitionOf } from "../plan/partition.ts"
 import type { Sink } from "../pipeline/Sink.ts"
-import { type Coordinator, FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
+import { FINAL_SNAPSHOT, type Snapshots } from "../snapshot/Coordinator.ts"
 import { type Snapshot, unpackState } from "../snapshot/Snapshot.ts"
 import { Channel, type Outlet, Signal } from "./Channel.ts"
 import type { Item } from "./Control.ts"
@@ -16,7 +16,7 @@ export interface ExecutionOptions {
   /** Bound of every channel, in batches. */
   readonly queueCapacity: number
   /** Drives snapshots when the job has a processing guarantee. */
-  readonly coordinator: Coordinator | undefined
+  readonly coordinator: Snapshots | undefined
   /** The snapshot this execution starts from (after a restart). */
   readonly restored: Snapshot | undefined
   /** Milliseconds between snapshots. */
@@ -37,6 +37,10 @@ export interface Placement {
   readonly outlet: (edge: number, from: number, to: number) => Outlet<Item>
   /** Fills `channel` with what the producer of (edge, from, to), elsewhere, sends, up to its Done. */
   readonly inlet: (edge: number, from: number, to: number, channel: Channel<Item>) => Effect.Effect<void, unknown>
+  /** With a processing guarantee: this member's side of the job coordinator, which runs elsewhere. */
+  readonly snapshots?: Snapshots | undefined
+  /** The snapshot the whole job restarts from. */
+  readonly restored?: Snapshot | undefined
 }
 
 /**
@@ -201,7 +205,7 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
   const { coordinator, snapshotInterval } = options
   const run = coordinator
     ? Effect.andThen(
-      Effect.raceFirst(tasklets, Effect.forever(Effect.andThen(Effect.sleep(snapshotInterval), Effect.sync(() => coordinator.request())))),
+      Effect.raceFirst(tasklets, coordinator.drive(snapshotInterval)),
       coordinator.finish()
     )
     : tasklets

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { SinkError, SourceError, StageError } from "../errors.ts"
 import type { KeyedColumns, Operator, Step } from "../operator/Operator.ts"
-import { type Coordinator, FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
+import { FINAL_SNAPSHOT, type Snapshots } from "../snapshot/Coordinator.ts"
 import { packState, type StepState } from "../snapshot/Snapshot.ts"
 import type { Edge } from "../plan/Dag.ts"
 import { partitionOf } from "../plan/partition.ts"
@@ -50,7 +50,7 @@ export interface TaskletSpec {
   readonly partitionCount: number
   readonly counters: Counters
   /** Set when the job has a processing guarantee. */
-  readonly coordinator: Coordinator | undefined
+  readonly coordinator: Snapshots | undefined
 }
 
 type SyncOp = Operator<unknown, unknown>
@@ -287,7 +287,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     spec.source?.reader.position ? [spec.sourceKey!, spec.instance, spec.source.reader.position()] as const : undefined
 
   /** This tasklet's part of snapshot `id`: operator state, source position, sink transaction. */
-  const snapshot = (coordinator: Coordinator, id: number) =>
+  const snapshot = (coordinator: Snapshots, id: number) =>
     Effect.gen(function*() {
       const states: Array<StepState> = []
       for (const { op, index } of syncOps) {
@@ -329,6 +329,8 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         if (coordinator && coordinator.requested > barrier) {
           barrier = coordinator.requested
           yield* snapshot(coordinator, barrier)
+          // After a terminal snapshot nothing more is read: the job stops with nothing to replay.
+          if (barrier === coordinator.terminal) return yield* Effect.never
         }
         const batch = yield* pull
         if (batch === undefined) break

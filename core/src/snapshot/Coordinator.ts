@@ -18,16 +18,41 @@ export const FINAL_SNAPSHOT = Number.MAX_SAFE_INTEGER
 
 type Position = readonly [vertex: string, instance: number, position: unknown]
 
-interface Contribution {
+/** A tasklet's part of a snapshot: its steps' state and, for a source, its position. */
+export interface Contribution {
   readonly steps: ReadonlyArray<StepState>
   readonly position: Position | undefined
 }
 
-export class Coordinator {
+/**
+ * What an execution's tasklets see of the snapshot protocol: the job's own
+ * coordinator, or (on a member of a cluster) a stand-in for the coordinator
+ * that runs elsewhere.
+ */
+export interface Snapshots {
+  readonly guarantee: Exclude<Guarantee, "none">
   /** The newest snapshot asked for; sources start it when they see it. */
-  requested: number
+  readonly requested: number
   /** The newest complete snapshot. */
+  readonly completed: number
+  /** A snapshot after which sources stop emitting (0: none), so a job can stop with nothing to replay. */
+  readonly terminal: number
+  /** A two-phase-commit sink instance (in `tasklet`), committed when a snapshot completes. */
+  readonly register: (tasklet: string, commit: (id: number) => Effect.Effect<void, unknown>) => void
+  /** A tasklet's part of snapshot `id`. */
+  readonly ack: (id: number, tasklet: string, contribution: Contribution) => Effect.Effect<void, unknown, any>
+  /** A tasklet ended: it takes part in later snapshots with its final state. */
+  readonly done: (tasklet: string, contribution: Contribution) => Effect.Effect<void, unknown, any>
+  /** Runs beside the tasklets, asking for a snapshot every `interval` ms (where the coordinator runs). */
+  readonly drive: (interval: number) => Effect.Effect<never>
+  /** Every tasklet here ended: commits the sinks' final transactions once the whole job has. */
+  readonly finish: () => Effect.Effect<void, unknown>
+}
+
+export class Coordinator implements Snapshots {
+  requested: number
   completed: number
+  terminal = 0
   readonly guarantee: Exclude<Guarantee, "none">
   private readonly pending = new Map<number, Map<string, Contribution>>()
   private readonly finished = new Map<string, Contribution>()
@@ -45,22 +70,29 @@ export class Coordinator {
     this.completed = startAfter
   }
 
-  /** A two-phase-commit sink instance (in `tasklet`), committed when a snapshot completes. */
   register(tasklet: string, commit: (id: number) => Effect.Effect<void, unknown>): void {
     this.committers.push({ tasklet, commit })
   }
 
-  /** The job succeeded: commit the sinks' final transactions. */
   finish(): Effect.Effect<void, unknown> {
     return Effect.forEach(this.committers, ({ commit }) => commit(FINAL_SNAPSHOT), { discard: true })
   }
 
-  /** Starts the next snapshot unless one is still in flight. */
-  request(): void {
-    if (this.requested === this.completed) this.requested++
+  drive(interval: number): Effect.Effect<never> {
+    return Effect.forever(Effect.andThen(Effect.sleep(interval), Effect.sync(() => this.request())))
   }
 
-  /** A tasklet's part of snapshot `id`. */
+  /**
+   * Starts the next snapshot unless one is still in flight or a terminal one
+   * was asked for (then returns false); sources stop after a `terminal` one.
+   */
+  request(terminal = false): boolean {
+    if (this.requested !== this.completed || this.terminal !== 0) return false
+    this.requested++
+    if (terminal) this.terminal = this.requested
+    return true
+  }
+
   ack(id: number, tasklet: string, contribution: Contribution): Effect.Effect<void, unknown, any> {
     return Effect.suspend(() => {
       let acks = this.pending.get(id)
@@ -70,7 +102,6 @@ export class Coordinator {
     })
   }
 
-  /** A tasklet ended: it takes part in later snapshots with its final state. */
   done(tasklet: string, contribution: Contribution): Effect.Effect<void, unknown, any> {
     return Effect.suspend(() => {
       this.finished.set(tasklet, contribution)
