@@ -8,6 +8,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { LocalCluster } from "../cluster/src/index.ts"
+import { STREAM } from "./fixtures/cluster-jobs.ts"
 import { countWordsByHand } from "./helpers.ts"
 
 const jobs = path.join(import.meta.dirname, "fixtures", "cluster-jobs.ts")
@@ -34,5 +35,61 @@ describe("local cluster", () => {
     expect(error._tag).toBe("MemberError")
     expect(error.message).toMatch(/member 1: exited \(SIGKILL\)/)
     expect(Date.now() - started).toBeLessThan(20_000)
+  })
+})
+
+/** Every line of the committed parts in `dir`. */
+const committedLines = (dir: string) =>
+  fs.readdirSync(dir).filter((f) => f.startsWith("part-")).flatMap((p) =>
+    fs.readFileSync(path.join(dir, p), "utf8").split("\n").filter((l) => l.length > 0))
+
+/** What the `streaming` fixture must write: `key start sum count` per window, by plain loops. */
+const expectedWindows = () => {
+  const windows = new Map<string, [number, number]>()
+  for (let seq = 0; seq < STREAM.count; seq++) {
+    const id = `${seq % 7} ${Math.floor(seq / STREAM.window) * STREAM.window}`
+    const w = windows.get(id) ?? [0, 0]
+    windows.set(id, [w[0] + seq, w[1] + 1])
+  }
+  return [...windows].map(([id, [sum, count]]) => `${id} ${sum} ${count}`).sort()
+}
+
+/** The `streaming` fixture's output: every record exactly once, every window exact and once. */
+const expectExactOutput = (out: string) => {
+  const records = committedLines(path.join(out, "records")).map(Number).sort((a, b) => a - b)
+  expect(records.length).toBe(STREAM.count)
+  expect(records.every((seq, i) => seq === i)).toBe(true)
+  expect(committedLines(path.join(out, "windows")).sort()).toEqual(expectedWindows())
+}
+
+const streamingRun = (
+  options: Partial<LocalCluster.LocalClusterOptions>,
+  during: (job: LocalCluster.ClusterJob) => Effect.Effect<void, unknown>
+) => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-cluster-"))
+  process.env.OUT_DIR = out
+  return Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const job = yield* LocalCluster.start({ module: jobs, export: "streaming", snapshotInterval: "300 millis", ...options })
+    yield* during(job)
+    yield* job.join
+    return { out, status: yield* job.status }
+  })))
+}
+
+/** Waits until the job has completed `n` snapshots. */
+const snapshotsDone = (job: LocalCluster.ClusterJob, n: number) =>
+  Effect.repeat(Effect.sleep("20 millis"), { until: () => Effect.runSync(job.status).snapshot >= n })
+
+describe("local cluster with a processing guarantee", () => {
+  it("recovers from a member killed with SIGKILL: the job goes on on the others, each record once, every window exact", async () => {
+    const { out, status } = await streamingRun({ members: 3, processingGuarantee: "exactly-once" }, (job) =>
+      Effect.gen(function*() {
+        yield* snapshotsDone(job, 2)
+        process.kill((yield* job.status).members[1]!.pid, "SIGKILL")
+      }))
+    expect(status.restarts).toBe(1)
+    expect(status.executions).toBe(2)
+    expect(status.members.map((m) => m.state)).toEqual(["active", "dead", "active"])
+    expectExactOutput(out)
   })
 })

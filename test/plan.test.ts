@@ -59,6 +59,16 @@ describe("planner", () => {
     expect(dag.edges.every((e) => e.routing._tag === "OneToOne" && e.from === 0)).toBe(true)
   })
 
+  it("reads a source that feeds several branches once, in its own vertex", () => {
+    const source = Pipeline.from(Sources.fromIterable([1, 2, 3]))
+    const dag = plan(
+      Pipeline.make(source.pipe(Stage.writeTo(Sinks.collect())), source.pipe(Stage.map((x) => x * 2), Stage.writeTo(Sinks.collect()))),
+      options
+    )
+    expect(dag.vertices.map((v) => [v.name, v.source !== undefined])).toEqual([["items", true], ["collect", false], ["map→collect", false]])
+    expect(dag.edges.map((e) => [e.from, e.to, e.routing._tag])).toEqual([[0, 1, "OneToOne"], [0, 2, "OneToOne"]])
+  })
+
   it("broadcasts a join's side input and reads it first", () => {
     const dag = plan(
       Pipeline.from(Sources.fromIterable([1])).pipe(

@@ -1,55 +1,108 @@
 /**
- * Spreads a job over the member processes of a local cluster: member m runs
- * instance i of every vertex where i % members = m, and each channel between
- * instances on different members is a link of its own, opened lazily by the
- * producer. The first item on such a link is a batch `[edge, from, to]`
- * naming its channel; then come the channel's items, up to its Done.
+ * Spreads an execution of a job over the members of a local cluster: member m
+ * (of n) runs instance i of every vertex where i mod n = m, and each channel
+ * between instances on different members is a link of its own, opened lazily
+ * by the producer. The first item on such a link is a batch
+ * `[execution, edge, from, to]` naming its channel; then come the channel's
+ * items, up to its Done. Links live as long as their execution: when it ends
+ * or is cancelled they close, and a late link naming it is refused.
  */
-import type { Channel, Item, Outlet, Placement } from "@tributary/core"
-import { Deferred, Effect, Scope } from "effect"
+import { type Channel, DEFAULT_PARTITION_COUNT, type Item, type Outlet, type Pipeline, type Placement, plan, type Snapshot, type Snapshots } from "@tributary/core"
+import { Deferred, Effect, Exit, Scope } from "effect"
 import * as Link from "../link/Link.ts"
 
-export interface PlacementOptions {
-  readonly member: number
-  readonly members: number
-  /** Each member's link port, by member index. */
-  readonly ports: ReadonlyArray<number>
-  readonly listener: Link.Listener
-  readonly secret: string
+interface ExecutionLinks {
+  readonly arrived: Map<string, Deferred.Deferred<Link.Link>>
+  readonly scopes: Array<Scope.Closeable>
+}
+
+/** Hands each link a member accepts to the execution and channel it names, for as long as the member lives. */
+export interface Router {
+  readonly arrival: (execution: number, edge: number, from: number, to: number) => Effect.Effect<Link.Link>
+  /** The execution is over: its links close, and later ones naming it are refused. */
+  readonly retire: (execution: number) => Effect.Effect<void>
 }
 
 const keyOf = (edge: number, from: number, to: number) => `${edge}/${from}/${to}`
 
-/** This member's placement; links accepted and opened live as long as the scope. */
-export const make = (options: PlacementOptions): Effect.Effect<Placement, never, Scope.Scope> =>
+export const router = (listener: Link.Listener): Effect.Effect<Router, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { member, members, ports, listener, secret } = options
-    const scope = yield* Effect.scope
-    const arrived = new Map<string, Deferred.Deferred<Link.Link>>()
-    const arrival = (key: string) => {
-      let d = arrived.get(key)
-      if (!d) arrived.set(key, (d = Deferred.makeUnsafe<Link.Link>()))
+    const executions = new Map<number, ExecutionLinks>()
+    let retired = 0
+    const linksOf = (execution: number) => {
+      let e = executions.get(execution)
+      if (!e) executions.set(execution, (e = { arrived: new Map(), scopes: [] }))
+      return e
+    }
+    const deferred = (e: ExecutionLinks, key: string) => {
+      let d = e.arrived.get(key)
+      if (!d) e.arrived.set(key, (d = Deferred.makeUnsafe<Link.Link>()))
       return d
     }
-    // Accepts the links of remote producers and hands each to the inlet of its channel.
-    yield* Effect.forkIn(
-      Effect.forever(Effect.gen(function*() {
-        const link = yield* Scope.provide(listener.accept, scope)
-        const header = yield* link.receive
-        if (!Link.isBatch(header) || header.length !== 3) return yield* Effect.die(new Error("a data link must name its channel first"))
-        const [edge, from, to] = header as [number, number, number]
-        yield* Deferred.succeed(arrival(keyOf(edge, from, to)), link)
-      })),
-      scope
-    )
-    const memberOf = (instance: number) => instance % members
+    const acceptOne = Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const link = yield* Scope.provide(listener.accept, scope)
+      const header = yield* Effect.orElseSucceed(link.receive, () => undefined)
+      const [execution, edge, from, to] = (header ?? []) as ReadonlyArray<number>
+      if (!header || !Link.isBatch(header) || header.length !== 4 || execution! <= retired) {
+        return yield* Scope.close(scope, Exit.void)
+      }
+      const e = linksOf(execution!)
+      e.scopes.push(scope)
+      yield* Deferred.succeed(deferred(e, keyOf(edge!, from!, to!)), link)
+    })
+    yield* Effect.forkScoped(Effect.forever(acceptOne))
     return {
-      hosts: (_vertex, instance) => memberOf(instance) === member,
+      arrival: (execution, edge, from, to) => Deferred.await(deferred(linksOf(execution), keyOf(edge, from, to))),
+      retire: (execution) =>
+        Effect.suspend(() => {
+          retired = Math.max(retired, execution)
+          const e = executions.get(execution)
+          executions.delete(execution)
+          return Effect.forEach(e?.scopes ?? [], (s) => Scope.close(s, Exit.void), { discard: true })
+        })
+    }
+  })
+
+/** Where instance `instance` of any vertex runs among `members` members. */
+const memberOf = (instance: number, members: number) => instance % members
+
+/** How many tasklets (vertex instances) member `member` of `members` runs. */
+export const taskletsOn = (
+  pipeline: Pipeline.Pipeline<any>,
+  options: { readonly member: number; readonly members: number; readonly parallelism: number; readonly sourceParallelism: number }
+): number =>
+  plan(pipeline, { ...options, partitionCount: DEFAULT_PARTITION_COUNT }).vertices.reduce(
+    (n, v) => n + Array.from({ length: v.parallelism }, (_, i) => i).filter((i) => memberOf(i, options.members) === options.member).length,
+    0
+  )
+
+export interface PlacementOptions {
+  readonly execution: number
+  /** This member's place among the execution's members. */
+  readonly member: number
+  /** Each member's link port, in the same order. */
+  readonly ports: ReadonlyArray<number>
+  readonly router: Router
+  readonly secret: string
+  readonly snapshots?: Snapshots | undefined
+  readonly restored?: Snapshot | undefined
+}
+
+/** This member's placement for one execution; its links close with the scope. */
+export const make = (options: PlacementOptions): Effect.Effect<Placement, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { execution, member, ports, router, secret } = options
+    const scope = yield* Effect.scope
+    yield* Effect.addFinalizer(() => router.retire(execution))
+    const members = ports.length
+    return {
+      hosts: (_vertex, instance) => memberOf(instance, members) === member,
       outlet: (edge, from, to): Outlet<Item> => {
         let link: Link.Link | undefined
         const open = Effect.gen(function*() {
-          const opened = yield* Scope.provide(Link.connect({ port: ports[memberOf(to)]!, secret }), scope)
-          yield* opened.send([edge, from, to])
+          const opened = yield* Scope.provide(Link.connect({ port: ports[memberOf(to, members)]!, secret }), scope)
+          yield* opened.send([execution, edge, from, to])
           link = opened
           return opened
         })
@@ -57,12 +110,14 @@ export const make = (options: PlacementOptions): Effect.Effect<Placement, never,
       },
       inlet: (edge, from, to, channel: Channel<Item>) =>
         Effect.gen(function*() {
-          const link = yield* Deferred.await(arrival(keyOf(edge, from, to)))
+          const link = yield* router.arrival(execution, edge, from, to)
           while (true) {
             const item = yield* link.receive
             yield* channel.offer(item as Item)
             if (!Link.isBatch(item) && item._tag === "Done") return
           }
-        })
+        }),
+      snapshots: options.snapshots,
+      restored: options.restored
     }
   })

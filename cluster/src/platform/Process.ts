@@ -1,12 +1,22 @@
 /**
  * The one place in this package that starts processes and talks to them: a
- * member process prints JSON lines on stdout and reads them on stdin. Bun and
- * Deno implement `node:child_process` and `node:readline`, so this serves all
- * three runtimes.
+ * member process and its parent exchange messages as lines on stdout and
+ * stdin, each a marker and a base64 msgpack body (so state travels as bytes,
+ * and anything else the member prints is not taken for a message). Bun and
+ * Deno implement `node:child_process`, `node:readline` and `node:buffer`, so
+ * this serves all three runtimes.
  */
+import { Buffer } from "node:buffer"
 import { spawn as spawnChild } from "node:child_process"
 import { createInterface } from "node:readline"
 import { Cause, Data, Effect, Queue, type Scope } from "effect"
+import { Packr } from "msgpackr"
+
+const packr = new Packr({ moreTypes: true })
+const MARKER = "\u0001tributary "
+const encode = (message: unknown) => `${MARKER}${Buffer.from(packr.pack(message)).toString("base64")}\n`
+const decode = (line: string): Record<string, unknown> | undefined =>
+  line.startsWith(MARKER) ? packr.unpack(Buffer.from(line.slice(MARKER.length), "base64")) : undefined
 
 export class ProcessError extends Data.TaggedError("ProcessError")<{
   readonly process: string
@@ -18,7 +28,8 @@ export class ProcessError extends Data.TaggedError("ProcessError")<{
 }
 
 export interface Child {
-  /** The next JSON line the child printed on stdout. */
+  readonly pid: number
+  /** The next message the child sent. */
   readonly message: Effect.Effect<Record<string, unknown>, ProcessError>
   readonly send: (message: unknown) => Effect.Effect<void>
   /** Waits for the child's end: its exit code, or the signal that ended it. */
@@ -43,10 +54,13 @@ export const spawn = (
       ),
       (child) => Effect.sync(() => void (child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")))
     )
+    // Writing to a child that just died fails with EPIPE: its exit is what reports that.
+    child.stdin!.on("error", () => {})
     let stderr = ""
     child.stderr!.on("data", (data) => (stderr = (stderr + String(data)).slice(-4000)))
     createInterface({ input: child.stdout! }).on("line", (line) => {
-      if (line.startsWith("{")) Queue.offerUnsafe(messages, JSON.parse(line))
+      const message = decode(line)
+      if (message) Queue.offerUnsafe(messages, message)
     })
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
       child.on("exit", (code, signal) => resolve({ code, signal }))
@@ -59,24 +73,28 @@ export const spawn = (
       )
     )
     return {
+      pid: child.pid!,
       message: Queue.take(messages),
-      send: (message) => Effect.sync(() => void child.stdin!.write(`${JSON.stringify(message)}\n`)),
+      send: (message) => Effect.sync(() => void (child.stdin!.writable && child.stdin!.write(encode(message)))),
       exit: Effect.map(Effect.promise(() => exited), (e) => ({ ...e, stderr }))
     }
   })
 
-/** In a member process: the JSON lines its parent writes on stdin. */
+/** In a member process: the messages its parent writes on stdin. */
 export const parentMessages = (): Effect.Effect<Queue.Dequeue<Record<string, unknown>>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const messages = yield* Queue.unbounded<Record<string, unknown>>()
     const lines = createInterface({ input: process.stdin })
-    lines.on("line", (line) => void Queue.offerUnsafe(messages, JSON.parse(line)))
+    lines.on("line", (line) => {
+      const message = decode(line)
+      if (message) Queue.offerUnsafe(messages, message)
+    })
     yield* Effect.addFinalizer(() => Effect.sync(() => lines.close()))
     return messages
   })
 
-/** In a member process: one JSON line to its parent. */
-export const tellParent = (message: unknown) => Effect.sync(() => console.log(JSON.stringify(message)))
+/** In a member process: one message to its parent. */
+export const tellParent = (message: unknown) => Effect.sync(() => void process.stdout.write(encode(message)))
 
 /** In a member process: a line on stderr, which its parent reports if the member fails. */
 export const complain = (line: string) => Effect.sync(() => console.error(line))

@@ -81,12 +81,14 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   const vertexOf = new Map<Node, Builder>()
 
   const newVertex = (node: Node, vertexParallelism: number): Builder => {
+    // Only the source's own vertex reads it; one made behind it (its output feeds several) does not.
+    const reads = node.kind === "source" && !vertexOf.has(node) ? node : undefined
     const v: Builder = {
       id: vertices.length,
       name: "",
       parallelism: vertexParallelism,
-      source: node.kind === "source" ? node.source : undefined,
-      sourceKey: node.kind === "source" ? nameOf(node) : undefined,
+      source: reads?.source,
+      sourceKey: reads && nameOf(reads),
       steps: [],
       sink: undefined,
       lateSink: undefined,

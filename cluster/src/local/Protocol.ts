@@ -1,0 +1,40 @@
+/**
+ * The messages between a local cluster's job coordinator (the parent process)
+ * and its members. Every message about a deployment names its execution, so
+ * one that arrives after the job was redeployed is recognised and ignored.
+ */
+import type { Contribution, Guarantee, Snapshot } from "@tributary/core"
+
+/** Coordinator → member. */
+export type ToMember =
+  | {
+    readonly _tag: "Deploy"
+    readonly execution: number
+    /** This member's place among the members of the execution, and their link ports in that order. */
+    readonly member: number
+    readonly ports: ReadonlyArray<number>
+    readonly parallelism: number
+    readonly sourceParallelism: number
+    readonly guarantee: Exclude<Guarantee, "none"> | undefined
+    readonly restored: Snapshot | undefined
+  }
+  | { readonly _tag: "Snapshot"; readonly execution: number; readonly id: number; readonly terminal: boolean }
+  | { readonly _tag: "Commit"; readonly execution: number; readonly tasklet: string; readonly id: number }
+  /** Every member's tasklets ended and the final transactions are committed: the execution may end. */
+  | { readonly _tag: "Finish"; readonly execution: number }
+  | { readonly _tag: "Cancel"; readonly execution: number }
+  | { readonly _tag: "Exit" }
+
+/** Member → coordinator. */
+export type FromMember =
+  | { readonly _tag: "Listening"; readonly port: number }
+  /** The member planned the execution: it runs this many tasklets. */
+  | { readonly _tag: "Deployed"; readonly execution: number; readonly tasklets: number }
+  | { readonly _tag: "Register"; readonly execution: number; readonly tasklet: string }
+  | { readonly _tag: "Ack"; readonly execution: number; readonly id: number; readonly tasklet: string; readonly contribution: Contribution }
+  | { readonly _tag: "Done"; readonly execution: number; readonly tasklet: string; readonly contribution: Contribution }
+  /** The member's tasklets all ended; it waits for Finish. */
+  | { readonly _tag: "Ended"; readonly execution: number }
+  | { readonly _tag: "Finished"; readonly execution: number }
+  | { readonly _tag: "Failed"; readonly execution: number; readonly reason: string }
+  | { readonly _tag: "Cancelled"; readonly execution: number }
