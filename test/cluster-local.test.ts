@@ -54,11 +54,15 @@ const expectedWindows = () => {
   return [...windows].map(([id, [sum, count]]) => `${id} ${sum} ${count}`).sort()
 }
 
-/** The `streaming` fixture's output: every record exactly once, every window exact and once. */
-const expectExactOutput = (out: string) => {
-  const records = committedLines(path.join(out, "records")).map(Number).sort((a, b) => a - b)
+const expectEachRecordOnce = (lines: ReadonlyArray<string>) => {
+  const records = lines.map(Number).sort((a, b) => a - b)
   expect(records.length).toBe(STREAM.count)
   expect(records.every((seq, i) => seq === i)).toBe(true)
+}
+
+/** The `streaming` fixture's output: every record exactly once, every window exact and once. */
+const expectExactOutput = (out: string) => {
+  expectEachRecordOnce(committedLines(path.join(out, "records")))
   expect(committedLines(path.join(out, "windows")).sort()).toEqual(expectedWindows())
 }
 
@@ -91,5 +95,45 @@ describe("local cluster with a processing guarantee", () => {
     expect(status.executions).toBe(2)
     expect(status.members.map((m) => m.state)).toEqual(["active", "dead", "active"])
     expectExactOutput(out)
+  })
+})
+
+describe("local cluster membership changes", () => {
+  it("uses a member that joins: the job is rescaled onto it from a terminal snapshot, and the output stays exact", async () => {
+    const { out, status } = await streamingRun({ members: 3, processingGuarantee: "exactly-once", scaleUpDelay: "100 millis" }, (job) =>
+      Effect.gen(function*() {
+        yield* snapshotsDone(job, 1)
+        expect(yield* job.addMember).toBe(3)
+      }))
+    expect(status.executions).toBe(2)
+    expect(status.restarts).toBe(0)
+    expect(status.members.map((m) => m.state)).toEqual(["active", "active", "active", "active"])
+    expectExactOutput(out)
+    // Keyed instance 3, on the new member, produced windows.
+    const part3 = fs.readdirSync(path.join(out, "windows")).filter((f) => f.startsWith("part-00003"))
+    expect(part3.length).toBeGreaterThan(0)
+  })
+
+  it("a member shut down gracefully leaves after a terminal snapshot: no duplicates even with at-least-once", async () => {
+    const { out, status } = await streamingRun({ export: "appended", members: 3, processingGuarantee: "at-least-once" }, (job) =>
+      Effect.gen(function*() {
+        yield* snapshotsDone(job, 2)
+        yield* job.shutdownMember(1)
+        expect((yield* job.status).members.map((m) => m.state)).toEqual(["active", "left", "active"])
+      }))
+    expect(status.executions).toBe(2)
+    expect(status.restarts).toBe(0)
+    const appended = fs.readdirSync(out).filter((f) => f.startsWith("appended-")).flatMap((f) =>
+      fs.readFileSync(path.join(out, f), "utf8").split("\n").filter((l) => l.length > 0))
+    expectEachRecordOnce(appended)
+    expect(committedLines(path.join(out, "windows")).sort()).toEqual(expectedWindows())
+  })
+
+  it("refuses membership changes without a processing guarantee", async () => {
+    const error = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const job = yield* LocalCluster.start({ module: jobs, export: "wordCount", members: 1 })
+      return yield* Effect.flip(job.addMember)
+    })))
+    expect(error.message).toMatch(/needs a processing guarantee/)
   })
 })
