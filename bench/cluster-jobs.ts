@@ -4,6 +4,7 @@
  */
 import { Aggregate, Pipeline, Sink, Sources, Stage, Window } from "../core/src/index.ts"
 import { Effect } from "effect"
+import * as fs from "node:fs"
 
 const count = Number(process.env.BENCH_COUNT ?? 1_000_000)
 const discard = Sink.make<unknown>({ name: "discard", open: () => Effect.succeed({ write: () => Effect.void }) })
@@ -22,4 +23,23 @@ export const windowed = Pipeline.from(Sources.generator({ make: (seq) => ({ key:
   Stage.window(Window.sliding("10 seconds", "20 millis")),
   Stage.aggregate(Aggregate.counting()),
   Stage.writeTo(discard)
+)
+
+/** Notes each batch it gets as `<wall time> <execution>` in BENCH_OUT/notes-<member>. */
+const noting = Sink.make<unknown>({
+  name: "note",
+  open: () =>
+    Effect.succeed({
+      write: () =>
+        Effect.sync(() =>
+          fs.appendFileSync(`${process.env.BENCH_OUT}/notes-${process.env.TRIBUTARY_MEMBER}`, `${Date.now()} ${process.env.TRIBUTARY_EXECUTION}\n`)
+        )
+    })
+})
+
+/** The `recovery` benchmark's job: a keyed rolling count at BENCH_RATE events/s, every result noted. */
+export const recovering = Pipeline.from(Sources.generator({ make: (seq) => seq, count, itemsPerSecond: Number(process.env.BENCH_RATE ?? 100_000) })).pipe(
+  Stage.groupingKey((seq) => seq % 1000),
+  Stage.rollingAggregate(Aggregate.counting()),
+  Stage.writeTo(noting)
 )
