@@ -3,6 +3,7 @@
  * exchange batches over links (real OS processes, started with this runtime).
  */
 import { Effect } from "effect"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -135,5 +136,37 @@ describe("local cluster membership changes", () => {
       return yield* Effect.flip(job.addMember)
     })))
     expect(error.message).toMatch(/needs a processing guarantee/)
+  })
+})
+
+describe("local cluster coordinator", () => {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  it("members whose coordinator process was killed with SIGKILL exit by themselves", async () => {
+    process.env.OUT_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-cluster-"))
+    const runtimeArgs = "Deno" in globalThis ? ["run", "-A", "--conditions=source"] : ["--conditions=source"]
+    const coordinator = spawn(process.execPath, [...runtimeArgs, path.join(import.meta.dirname, "fixtures", "cluster-coordinator.ts")], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    const pids = await new Promise<Array<number>>((resolve) => {
+      let out = ""
+      coordinator.stdout!.on("data", (data) => {
+        out += String(data)
+        if (out.includes("]")) resolve(JSON.parse(out.slice(out.indexOf("["), out.indexOf("]") + 1)))
+      })
+    })
+    expect(pids.length).toBe(2)
+    expect(pids.every(alive)).toBe(true)
+    coordinator.kill("SIGKILL")
+    const started = Date.now()
+    while (pids.some(alive) && Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 50))
+    expect(pids.filter(alive)).toEqual([])
   })
 })

@@ -14,7 +14,7 @@
  * redeploy from that snapshot, so nothing is replayed twice.
  */
 import { Coordinator, type Guarantee, SnapshotStore, type Snapshot } from "@tributary/core"
-import { Data, Deferred, Duration, Effect, Queue, Scope } from "effect"
+import { Cause, Data, Deferred, Duration, Effect, Queue, Scope } from "effect"
 import * as Process from "../platform/Process.ts"
 import type { FromMember, ToMember } from "./Protocol.ts"
 
@@ -55,6 +55,15 @@ export class MemberError extends Data.TaggedError("MemberError")<{
   }
 }
 
+/** The coordinator could not go on (its snapshot store failed, ...) and restarts are used up. */
+export class CoordinatorError extends Data.TaggedError("CoordinatorError")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return `coordinator: ${this.reason}`
+  }
+}
+
 /** An operation on the cluster job that its state or options do not allow. */
 export class ClusterStateError extends Data.TaggedError("ClusterStateError")<{
   readonly reason: string
@@ -85,7 +94,7 @@ export interface ClusterStatus {
 /** A handle on a job running on a local cluster. */
 export interface ClusterJob {
   /** Waits for the end of a bounded job, failing with what failed it. */
-  readonly join: Effect.Effect<void, MemberError>
+  readonly join: Effect.Effect<void, MemberError | CoordinatorError>
   readonly status: Effect.Effect<ClusterStatus>
   /** Starts one more member; the job is rescaled onto it after `scaleUpDelay` (needs a processing guarantee). */
   readonly addMember: Effect.Effect<number, Process.ProcessError | ClusterStateError>
@@ -222,17 +231,21 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
       yield* replies("Cancelled")
     })
 
-    /** The execution cannot go on: start another from the last complete snapshot, or fail the job. */
-    const restart = (member: Member, reason: string) =>
+    /** The execution cannot go on (because of `member`, or of the coordinator): start another from the last snapshot, or fail the job. */
+    const restart = (member: Member | undefined, reason: string) =>
       Effect.gen(function*() {
         if (!guarantee || restarts >= maxRestarts || !members.some((m) => m.state === "active" || m.state === "joining")) {
-          return yield* new MemberError({ member: member.index, reason })
+          return yield* (member ? new MemberError({ member: member.index, reason }) : new CoordinatorError({ reason }))
         }
         restarts++
-        yield* Effect.logWarning(`member ${member.index}: ${reason}; restarting from the last snapshot`)
+        yield* Effect.logWarning(`${member ? `member ${member.index}` : "coordinator"}: ${reason}; restarting from the last snapshot`)
         yield* cancel
         yield* deploy(yield* store.latest(name))
       })
+
+    /** A step of the snapshot protocol here (storing, committing): its failure restarts the execution. */
+    const coordinated = (step: Effect.Effect<void, unknown, any>) =>
+      Effect.catchCause(step, (cause) => restart(undefined, Cause.pretty(cause)))
 
     const onMessage = (member: Member, message: FromMember) =>
       Effect.gen(function*() {
@@ -245,15 +258,15 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
             break
           }
           case "Ack":
-            yield* c!.ack(message.id, message.tasklet, message.contribution)
+            yield* coordinated(c!.ack(message.id, message.tasklet, message.contribution))
             break
           case "Done":
-            yield* c!.done(message.tasklet, message.contribution)
+            yield* coordinated(c!.done(message.tasklet, message.contribution))
             break
           case "Ended":
             ended.add(member)
             if (ended.size === participants.length) {
-              yield* c!.finish()
+              yield* coordinated(c!.finish())
               yield* Effect.forEach(participants, (m) => send(m, { _tag: "Finish", execution }), { discard: true })
             }
             break
@@ -326,7 +339,7 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
       }
     })
 
-    const outcome = yield* Deferred.make<void, MemberError>()
+    const outcome = yield* Deferred.make<void, MemberError | CoordinatorError>()
     if (guarantee) {
       const interval = Duration.toMillis(options.snapshotInterval ?? "10 seconds")
       yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(interval), Queue.offer(events, { _tag: "Tick" }))), scope)
@@ -364,5 +377,5 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
   })
 
 /** Runs the job to its end on a local cluster and stops the members. */
-export const run = (options: LocalClusterOptions): Effect.Effect<void, MemberError | Process.ProcessError> =>
+export const run = (options: LocalClusterOptions): Effect.Effect<void, MemberError | CoordinatorError | Process.ProcessError> =>
   Effect.scoped(Effect.flatMap(start(options), (job) => job.join))

@@ -81,14 +81,16 @@ export const spawn = (
   })
 
 /** In a member process: the messages its parent writes on stdin. */
-export const parentMessages = (): Effect.Effect<Queue.Dequeue<Record<string, unknown>>, never, Scope.Scope> =>
+export const parentMessages = (): Effect.Effect<Queue.Dequeue<Record<string, unknown>, ProcessError>, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const messages = yield* Queue.unbounded<Record<string, unknown>>()
+    const messages = yield* Queue.unbounded<Record<string, unknown>, ProcessError>()
     const lines = createInterface({ input: process.stdin })
     lines.on("line", (line) => {
       const message = decode(line)
       if (message) Queue.offerUnsafe(messages, message)
     })
+    // The parent died (or closed the pipe): there is no one left to take orders from.
+    lines.on("close", () => Queue.failCauseUnsafe(messages, Cause.fail(new ProcessError({ process: "parent", reason: "closed the pipe" }))))
     yield* Effect.addFinalizer(() => Effect.sync(() => lines.close()))
     return messages
   })
