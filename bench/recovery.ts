@@ -32,8 +32,8 @@ const once = () => {
     const status = () => Effect.runSync(job.status)
     yield* Effect.repeat(Effect.sleep("50 millis"), { until: () => status().snapshot >= 3 })
     const killed = Date.now()
-    process.kill(status().members[1]!.pid, "SIGKILL")
-    yield* Effect.repeat(Effect.sleep("1 millis"), { until: () => status().executions >= 2 })
+    process.kill(status().members[1]!.pid!, "SIGKILL")
+    yield* Effect.repeat(Effect.sleep("1 millis"), { until: () => status().execution >= 2 })
     const redeployed = Date.now() - killed
     yield* job.join
     const resumed = fs.readdirSync(out).flatMap((f) => fs.readFileSync(path.join(out, f), "utf8").trim().split("\n"))

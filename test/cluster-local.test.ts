@@ -90,10 +90,10 @@ describe("local cluster with a processing guarantee", () => {
     const { out, status } = await streamingRun({ members: 3, processingGuarantee: "exactly-once" }, (job) =>
       Effect.gen(function*() {
         yield* snapshotsDone(job, 2)
-        process.kill((yield* job.status).members[1]!.pid, "SIGKILL")
+        process.kill((yield* job.status).members[1]!.pid!, "SIGKILL")
       }))
     expect(status.restarts).toBe(1)
-    expect(status.executions).toBe(2)
+    expect(status.execution).toBe(2)
     expect(status.members.map((m) => m.state)).toEqual(["active", "dead", "active"])
     expectExactOutput(out)
   })
@@ -106,7 +106,7 @@ describe("local cluster membership changes", () => {
         yield* snapshotsDone(job, 1)
         expect(yield* job.addMember).toBe(3)
       }))
-    expect(status.executions).toBe(2)
+    expect(status.execution).toBe(2)
     expect(status.restarts).toBe(0)
     expect(status.members.map((m) => m.state)).toEqual(["active", "active", "active", "active"])
     expectExactOutput(out)
@@ -122,7 +122,7 @@ describe("local cluster membership changes", () => {
         yield* job.shutdownMember(1)
         expect((yield* job.status).members.map((m) => m.state)).toEqual(["active", "left", "active"])
       }))
-    expect(status.executions).toBe(2)
+    expect(status.execution).toBe(2)
     expect(status.restarts).toBe(0)
     const appended = fs.readdirSync(out).filter((f) => f.startsWith("appended-")).flatMap((f) =>
       fs.readFileSync(path.join(out, f), "utf8").split("\n").filter((l) => l.length > 0))

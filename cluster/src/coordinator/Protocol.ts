@@ -1,7 +1,7 @@
 /**
- * The messages between a local cluster's job coordinator (the parent process)
- * and its members. Every message about a deployment names its execution, so
- * one that arrives after the job was redeployed is recognised and ignored.
+ * The messages between a job's coordinator and its members. Every message
+ * about a deployment names its execution, so one that arrives after the job
+ * was redeployed is recognised and ignored.
  */
 import type { Contribution, Guarantee, Snapshot } from "@tributary/core"
 
@@ -10,9 +10,12 @@ export type ToMember =
   | {
     readonly _tag: "Deploy"
     readonly execution: number
-    /** This member's place among the members of the execution, and their link ports in that order. */
+    /** The module exporting the pipeline (functions do not travel; the module does), and its export. */
+    readonly module: string
+    readonly export: string
+    /** This member's place among the members of the execution, and where their links listen, in that order. */
     readonly member: number
-    readonly ports: ReadonlyArray<number>
+    readonly peers: ReadonlyArray<readonly [host: string, port: number]>
     readonly parallelism: number
     readonly sourceParallelism: number
     readonly guarantee: Exclude<Guarantee, "none"> | undefined
@@ -27,7 +30,8 @@ export type ToMember =
 
 /** Member → coordinator. */
 export type FromMember =
-  | { readonly _tag: "Listening"; readonly port: number }
+  /** The member is ready: its links listen on `host`:`port`. */
+  | { readonly _tag: "Listening"; readonly host: string; readonly port: number }
   /** The member planned the execution: it runs this many tasklets. */
   | { readonly _tag: "Deployed"; readonly execution: number; readonly tasklets: number }
   | { readonly _tag: "Register"; readonly execution: number; readonly tasklet: string }

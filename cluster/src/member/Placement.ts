@@ -1,5 +1,5 @@
 /**
- * Spreads an execution of a job over the members of a local cluster: member m
+ * Spreads an execution of a job over the members of a cluster: member m
  * (of n) runs instance i of every vertex where i mod n = m, and each channel
  * between instances on different members is a link of its own, opened lazily
  * by the producer. The first item on such a link is a batch
@@ -81,8 +81,8 @@ export interface PlacementOptions {
   readonly execution: number
   /** This member's place among the execution's members. */
   readonly member: number
-  /** Each member's link port, in the same order. */
-  readonly ports: ReadonlyArray<number>
+  /** Where each member's links listen, in the same order. */
+  readonly peers: ReadonlyArray<readonly [host: string, port: number]>
   readonly router: Router
   readonly secret: string
   readonly snapshots?: Snapshots | undefined
@@ -92,16 +92,17 @@ export interface PlacementOptions {
 /** This member's placement for one execution; its links close with the scope. */
 export const make = (options: PlacementOptions): Effect.Effect<Placement, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const { execution, member, ports, router, secret } = options
+    const { execution, member, peers, router, secret } = options
     const scope = yield* Effect.scope
     yield* Effect.addFinalizer(() => router.retire(execution))
-    const members = ports.length
+    const members = peers.length
     return {
       hosts: (_vertex, instance) => memberOf(instance, members) === member,
       outlet: (edge, from, to): Outlet<Item> => {
         let link: Link.Link | undefined
         const open = Effect.gen(function*() {
-          const opened = yield* Scope.provide(Link.connect({ port: ports[memberOf(to, members)]!, secret }), scope)
+          const [host, port] = peers[memberOf(to, members)]!
+          const opened = yield* Scope.provide(Link.connect({ host, port, secret }), scope)
           yield* opened.send([execution, edge, from, to])
           link = opened
           return opened

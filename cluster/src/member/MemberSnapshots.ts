@@ -6,7 +6,7 @@
  */
 import type { Contribution, Guarantee, Snapshots } from "@tributary/core"
 import { Deferred, Effect } from "effect"
-import type { FromMember } from "./Protocol.ts"
+import type { FromMember } from "../coordinator/Protocol.ts"
 
 export class MemberSnapshots implements Snapshots {
   requested: number

@@ -1,0 +1,325 @@
+/**
+ * One job's coordinator: deploys executions on members, drives the snapshot
+ * protocol with a processing guarantee (members acknowledge, it stores each
+ * complete snapshot and orders the commits), and survives its members: one
+ * that dies or fails makes it cancel the execution on the others and deploy a
+ * new one on the members left, from the last complete snapshot; a member that
+ * joins is used after `scaleUpDelay`, and a member shut down gracefully leaves
+ * after a terminal snapshot — both redeploy from that snapshot, so nothing is
+ * replayed twice. What carries its messages (pipes to child processes, links
+ * to the members of a cluster) is the caller's: it feeds `events`.
+ */
+import { Coordinator, type Guarantee, type Snapshot, type SnapshotStore } from "@tributary/core"
+import { Cause, Data, Deferred, type Duration, Effect, Queue, Scope } from "effect"
+import type { FromMember, ToMember } from "./Protocol.ts"
+
+/** A member process failed or died and the job could not go on without it. */
+export class MemberError extends Data.TaggedError("MemberError")<{
+  readonly member: number
+  readonly reason: string
+}> {
+  override get message() {
+    return `member ${this.member}: ${this.reason}`
+  }
+}
+
+/** The coordinator could not go on (its snapshot store failed, ...) and restarts are used up. */
+export class CoordinatorError extends Data.TaggedError("CoordinatorError")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return `coordinator: ${this.reason}`
+  }
+}
+
+/** An operation on the job that its state or options do not allow. */
+export class ClusterStateError extends Data.TaggedError("ClusterStateError")<{
+  readonly reason: string
+}> {
+  override get message() {
+    return this.reason
+  }
+}
+
+/** `active`: runs the current execution; `joining`: waits to be used; `left`: shut down; `dead`: died. */
+export type MemberState = "active" | "joining" | "left" | "dead"
+
+/** A member as the coordinator sees it. */
+export interface Member {
+  readonly index: number
+  /** Where its links listen. */
+  readonly host: string
+  readonly port: number
+  /** Its process id, where known (a local cluster's child). */
+  readonly pid: number | undefined
+  readonly send: (message: ToMember) => Effect.Effect<void>
+  state: MemberState
+}
+
+export type Event =
+  | { readonly _tag: "Message"; readonly member: Member; readonly message: FromMember }
+  | { readonly _tag: "Exited"; readonly member: Member; readonly reason: string }
+  | { readonly _tag: "Joined"; readonly member: Member }
+  | { readonly _tag: "Tick" }
+  | { readonly _tag: "Rescale" }
+  | { readonly _tag: "Shutdown"; readonly index: number; readonly done: Deferred.Deferred<void, ClusterStateError> }
+
+export interface JobCoordinatorOptions {
+  /** The job's name, under which its snapshots are stored. */
+  readonly name: string
+  readonly module: string
+  readonly export: string
+  readonly guarantee: Exclude<Guarantee, "none"> | undefined
+  readonly store: SnapshotStore.SnapshotStore
+  /** Instances of each vertex per member. */
+  readonly parallelism: number
+  /** Instances of each source, fixed while members come and go. */
+  readonly sourceParallelism: number
+  readonly maxRestarts: number
+  readonly snapshotInterval: Duration.Input
+  readonly scaleUpDelay: Duration.Input
+  /** Executions are numbered after this one (a coordinator taking over continues past its predecessor's). */
+  readonly executionsBefore?: number | undefined
+  /** Start from the job's latest snapshot (a coordinator taking over a running job). */
+  readonly resume?: boolean | undefined
+  /** Told each new execution's number before it is deployed (to keep it where a successor finds it). */
+  readonly onDeploy?: ((execution: number) => Effect.Effect<void, unknown>) | undefined
+}
+
+export interface ClusterStatus {
+  /** The current execution's number: one per deployment (the first, restarts, rescales). */
+  readonly execution: number
+  /** The newest complete snapshot (0: none yet). */
+  readonly snapshot: number
+  readonly restarts: number
+  readonly members: ReadonlyArray<{ readonly index: number; readonly pid: number | undefined; readonly state: MemberState }>
+}
+
+export interface JobCoordinator {
+  /** Waits for the end of a bounded job, failing with what failed it. */
+  readonly join: Effect.Effect<void, MemberError | CoordinatorError>
+  readonly status: Effect.Effect<ClusterStatus>
+  /** Shuts a member down after a terminal snapshot and goes on without it (needs a processing guarantee). */
+  readonly shutdownMember: (index: number) => Effect.Effect<void, ClusterStateError>
+}
+
+/** Runs the job on `members` (more join through `events`) until it ends or the scope closes. */
+export const start = (
+  options: JobCoordinatorOptions,
+  members: Array<Member>,
+  events: Queue.Queue<Event>
+): Effect.Effect<JobCoordinator, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const scope = yield* Effect.scope
+    const { name, guarantee, store, maxRestarts } = options
+    const send = (member: Member, message: ToMember) => (member.state === "dead" ? Effect.void : member.send(message))
+    const firstExecution = options.executionsBefore ?? 0
+    let execution = firstExecution
+    let participants: Array<Member> = []
+    let coordinator: Coordinator | undefined
+    let restarts = 0
+    let change: Extract<Event, { _tag: "Rescale" | "Shutdown" }> | undefined
+    // Members whose tasklets all ended / whose execution finished.
+    const ended = new Set<Member>()
+    const finished = new Set<Member>()
+    // Events that arrived while the coordinator waited for the members' replies, handled next.
+    const backlog: Array<Event> = []
+    const nextEvent = Effect.suspend(() => (backlog.length > 0 ? Effect.succeed(backlog.shift()!) : Queue.take(events)))
+
+    /** Waits for `tag` from every living participant of the current execution, keeping other events for later. */
+    const replies = <T extends FromMember["_tag"]>(tag: T) =>
+      Effect.gen(function*() {
+        const got = new Map<Member, Extract<FromMember, { _tag: T }>>()
+        const deferred: Array<Event> = []
+        const failed = new Set<Member>()
+        while (participants.some((m) => m.state === "active" && !got.has(m) && !failed.has(m))) {
+          const event = yield* (backlog.length > 0 ? Effect.succeed(backlog.shift()!) : Queue.take(events))
+          const message = event._tag === "Message" && "execution" in event.message && event.message.execution === execution ? event.message : undefined
+          if (message?._tag === tag) {
+            got.set((event as { member: Member }).member, message as Extract<FromMember, { _tag: T }>)
+            continue
+          }
+          // A member that failed or died will not answer; what to do about it is decided afterwards.
+          if (message?._tag === "Failed") failed.add((event as { member: Member }).member)
+          if (event._tag === "Exited") event.member.state = "dead"
+          deferred.push(event)
+        }
+        backlog.unshift(...deferred)
+        return got
+      })
+
+    const snapshotNow = (terminal: boolean) =>
+      Effect.suspend(() => {
+        const c = coordinator
+        if (!c || !c.request(terminal)) return Effect.void
+        return Effect.forEach(participants, (m) => send(m, { _tag: "Snapshot", execution, id: c.requested, terminal }), { discard: true })
+      })
+
+    /** Deploys a new execution on the active and joining members, from `restored`. */
+    const deploy = (restored: Snapshot | undefined) =>
+      Effect.gen(function*() {
+        execution++
+        if (options.onDeploy) yield* options.onDeploy(execution)
+        ended.clear()
+        finished.clear()
+        participants = members.filter((m) => m.state === "active" || m.state === "joining")
+        for (const m of participants) m.state = "active"
+        const peers = participants.map((m) => [m.host, m.port] as const)
+        yield* Effect.forEach(participants, (m, member) =>
+          send(m, {
+            _tag: "Deploy",
+            execution,
+            module: options.module,
+            export: options.export,
+            member,
+            peers,
+            parallelism: options.parallelism * participants.length,
+            sourceParallelism: options.sourceParallelism,
+            guarantee,
+            restored
+          }), { discard: true })
+        const deployed = yield* replies("Deployed")
+        const tasklets = [...deployed.values()].reduce((n, d) => n + d.tasklets, 0)
+        coordinator = guarantee && new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0)
+      })
+
+    /** Cancels the current execution on its living participants and waits until they stopped. */
+    const cancel = Effect.gen(function*() {
+      yield* Effect.forEach(participants, (m) => send(m, { _tag: "Cancel", execution }), { discard: true })
+      yield* replies("Cancelled")
+    })
+
+    /** The execution cannot go on (because of `member`, or of the coordinator): start another from the last snapshot, or fail the job. */
+    const restart = (member: Member | undefined, reason: string) =>
+      Effect.gen(function*() {
+        if (!guarantee || restarts >= maxRestarts || !members.some((m) => m.state === "active" || m.state === "joining")) {
+          return yield* (member ? new MemberError({ member: member.index, reason }) : new CoordinatorError({ reason }))
+        }
+        restarts++
+        yield* Effect.logWarning(`${member ? `member ${member.index}` : "coordinator"}: ${reason}; restarting from the last snapshot`)
+        yield* cancel
+        yield* deploy(yield* store.latest(name))
+      })
+
+    /** A step of the snapshot protocol here (storing, committing): its failure restarts the execution. */
+    const coordinated = (step: Effect.Effect<void, unknown, any>) =>
+      Effect.catchCause(step, (cause) => restart(undefined, Cause.pretty(cause)))
+
+    const onMessage = (member: Member, message: FromMember) =>
+      Effect.gen(function*() {
+        if (!("execution" in message) || message.execution !== execution) return false
+        const c = coordinator
+        switch (message._tag) {
+          case "Register": {
+            const at = execution
+            c?.register(message.tasklet, (id) => send(member, { _tag: "Commit", execution: at, tasklet: message.tasklet, id }))
+            break
+          }
+          case "Ack":
+            yield* coordinated(c!.ack(message.id, message.tasklet, message.contribution))
+            break
+          case "Done":
+            yield* coordinated(c!.done(message.tasklet, message.contribution))
+            break
+          case "Ended":
+            ended.add(member)
+            if (ended.size === participants.length) {
+              yield* coordinated(c!.finish())
+              yield* Effect.forEach(participants, (m) => send(m, { _tag: "Finish", execution }), { discard: true })
+            }
+            break
+          case "Finished":
+            finished.add(member)
+            return finished.size === participants.length
+          case "Failed":
+            yield* restart(member, message.reason)
+            break
+        }
+        return false
+      })
+
+    /** A rescale or a shutdown waits for a terminal snapshot, then redeploys from it. */
+    const advanceChange = Effect.gen(function*() {
+      const c = coordinator
+      if (!change || !c) return
+      if (c.terminal === 0) return yield* snapshotNow(true)
+      if (c.completed < c.terminal) return
+      yield* cancel
+      if (change._tag === "Shutdown") {
+        const { index } = change
+        const leaving = members.find((m) => m.index === index)!
+        yield* send(leaving, { _tag: "Exit" })
+        leaving.state = "left"
+        yield* Deferred.succeed(change.done, undefined)
+      }
+      change = undefined
+      yield* deploy(yield* store.latest(name))
+    })
+
+    const loop = Effect.gen(function*() {
+      yield* deploy(options.resume ? yield* store.latest(name) : undefined)
+      while (true) {
+        const event = yield* nextEvent
+        switch (event._tag) {
+          case "Tick":
+            if (!change) yield* snapshotNow(false)
+            break
+          case "Joined":
+            members.push(event.member)
+            yield* Effect.forkIn(Effect.andThen(Effect.sleep(options.scaleUpDelay), Queue.offer(events, { _tag: "Rescale" })), scope)
+            break
+          case "Rescale":
+            if (members.some((m) => m.state === "joining")) change ??= event
+            break
+          case "Shutdown": {
+            const m = members.find((m) => m.index === event.index)
+            if (!m || m.state !== "active" || !participants.some((p) => p !== m && p.state === "active")) {
+              const reason = m?.state === "active" ? "it is the last active member" : "it is not active"
+              yield* Deferred.fail(event.done, new ClusterStateError({ reason: `member ${event.index} cannot shut down: ${reason}` }))
+            } else if (change) backlog.push(event)
+            else change = event
+            break
+          }
+          case "Exited":
+            if (event.member.state === "left") break
+            event.member.state = "dead"
+            if (participants.includes(event.member)) yield* restart(event.member, event.reason)
+            break
+          case "Message":
+            if (yield* onMessage(event.member, event.message)) {
+              if (change?._tag === "Shutdown") yield* Deferred.succeed(change.done, undefined)
+              return
+            }
+            break
+        }
+        yield* advanceChange
+      }
+    })
+
+    const outcome = yield* Deferred.make<void, MemberError | CoordinatorError>()
+    if (guarantee) {
+      yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(options.snapshotInterval), Queue.offer(events, { _tag: "Tick" }))), scope)
+    }
+    // The snapshot store's services (a file system for a directory store, ...).
+    const context = yield* Effect.context<never>()
+    yield* Effect.forkIn(
+      Effect.exit(Effect.provideContext(loop, context)).pipe(Effect.flatMap((exit) => Deferred.done(outcome, exit as any))),
+      scope
+    )
+    return {
+      join: Deferred.await(outcome),
+      status: Effect.sync(() => ({
+        execution,
+        snapshot: coordinator?.completed ?? 0,
+        restarts,
+        members: members.map((m) => ({ index: m.index, pid: m.pid, state: m.state }))
+      })),
+      shutdownMember: (index) =>
+        Effect.gen(function*() {
+          if (!guarantee) return yield* new ClusterStateError({ reason: "a graceful shutdown needs a processing guarantee" })
+          const done = yield* Deferred.make<void, ClusterStateError>()
+          yield* Queue.offer(events, { _tag: "Shutdown", index, done })
+          yield* Deferred.await(done)
+        })
+    }
+  })

@@ -1,0 +1,97 @@
+/**
+ * A member's side of the control protocol, whatever carries it (a local
+ * cluster's pipes, a cluster's link to the coordinator): runs the executions
+ * the coordinator deploys, one at a time — each its share of the pipeline the
+ * named module exports (every member plans the same job from the same module) —
+ * follows its snapshot requests and commits, until told to exit or the
+ * messages end.
+ */
+import type { Pipeline } from "@tributary/core"
+import { Tributary } from "@tributary/core"
+import { Cause, Effect, Fiber, type Scope } from "effect"
+import type * as Link from "../link/Link.ts"
+import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
+import { MemberSnapshots } from "./MemberSnapshots.ts"
+import * as Placement from "./Placement.ts"
+
+export interface AgentOptions {
+  /** The next message from the coordinator; failing ends the agent (and its execution). */
+  readonly receive: Effect.Effect<ToMember, unknown>
+  readonly tell: (message: FromMember) => void
+  /** The links this member accepts from its peers. */
+  readonly listener: Link.Listener
+  readonly secret: string
+}
+
+const pipelines = new Map<string, Pipeline.Pipeline<never>>()
+const importPipeline = (module: string, exportName: string) =>
+  Effect.gen(function*() {
+    const key = `${module}#${exportName}`
+    const known = pipelines.get(key)
+    if (known) return known
+    const exported = (yield* Effect.promise(() => import(module)))[exportName] as Pipeline.Pipeline<never> | undefined
+    if (exported === undefined) return yield* Effect.fail(new Error(`${module} exports no pipeline "${exportName}"`))
+    pipelines.set(key, exported)
+    return exported
+  })
+
+/** Serves the coordinator until it says Exit (succeeds) or its messages fail (fails with that). */
+export const serve = (options: AgentOptions): Effect.Effect<void, unknown, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { tell, secret } = options
+    const router = yield* Placement.router(options.listener)
+    let current: { readonly execution: number; readonly fiber: Fiber.Fiber<void>; readonly snapshots: MemberSnapshots | undefined } | undefined
+
+    const deploy = (d: Extract<ToMember, { _tag: "Deploy" }>) =>
+      Effect.gen(function*() {
+        const { execution } = d
+        process.env.TRIBUTARY_EXECUTION = String(execution)
+        const planned = yield* Effect.result(Effect.flatMap(importPipeline(d.module, d.export), (pipeline) =>
+          Effect.try(() => ({ pipeline, tasklets: Placement.taskletsOn(pipeline, { ...d, members: d.peers.length }) }))))
+        if (planned._tag === "Failure") return tell({ _tag: "Failed", execution, reason: String(planned.failure) })
+        const { pipeline, tasklets } = planned.success
+        tell({ _tag: "Deployed", execution, tasklets })
+        const snapshots = d.guarantee ? new MemberSnapshots(execution, d.guarantee, d.restored?.id ?? 0, tell) : undefined
+        const run = Effect.scoped(Effect.gen(function*() {
+          const placement = yield* Placement.make({ execution, member: d.member, peers: d.peers, router, secret, snapshots, restored: d.restored })
+          yield* Tributary.run(pipeline, { parallelism: d.parallelism, sourceParallelism: d.sourceParallelism, placement })
+        }))
+        const fiber = yield* Effect.forkChild(run.pipe(
+          Effect.matchCause({
+            onSuccess: () => tell({ _tag: "Finished", execution }),
+            onFailure: (cause) => void (Cause.hasInterruptsOnly(cause) || tell({ _tag: "Failed", execution, reason: Cause.pretty(cause) }))
+          })
+        ))
+        current = { execution, fiber, snapshots }
+      })
+
+    // Whatever ends the agent (Exit, lost messages) stops the execution first.
+    yield* Effect.addFinalizer(() => (current ? Fiber.interrupt(current.fiber) : Effect.void))
+    while (true) {
+      const message = yield* options.receive
+      if (message._tag === "Exit") return
+      if (message._tag === "Deploy") {
+        yield* deploy(message)
+        continue
+      }
+      if (message.execution !== current?.execution) continue
+      switch (message._tag) {
+        case "Snapshot":
+          current.snapshots?.request(message.id, message.terminal)
+          break
+        case "Commit": {
+          const { execution } = current
+          yield* Effect.catchCause(current.snapshots?.commit(message.tasklet, message.id) ?? Effect.void, (cause) =>
+            Effect.sync(() => tell({ _tag: "Failed", execution, reason: `commit ${message.id} of ${message.tasklet}: ${Cause.pretty(cause)}` })))
+          break
+        }
+        case "Finish":
+          current.snapshots?.release()
+          break
+        case "Cancel":
+          yield* Fiber.interrupt(current.fiber)
+          tell({ _tag: "Cancelled", execution: current.execution })
+          break
+      }
+    }
+  })
