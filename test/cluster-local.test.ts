@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { LocalCluster } from "../cluster/src/index.ts"
-import { STREAM } from "./fixtures/cluster-jobs.ts"
+import { committedLines, expectEachRecordOnce, expectExactOutput, expectedWindows, runtimeArgs } from "./cluster-helpers.ts"
 import { countWordsByHand } from "./helpers.ts"
 
 const jobs = path.join(import.meta.dirname, "fixtures", "cluster-jobs.ts")
@@ -38,34 +38,6 @@ describe("local cluster", () => {
     expect(Date.now() - started).toBeLessThan(20_000)
   })
 })
-
-/** Every line of the committed parts in `dir`. */
-const committedLines = (dir: string) =>
-  fs.readdirSync(dir).filter((f) => f.startsWith("part-")).flatMap((p) =>
-    fs.readFileSync(path.join(dir, p), "utf8").split("\n").filter((l) => l.length > 0))
-
-/** What the `streaming` fixture must write: `key start sum count` per window, by plain loops. */
-const expectedWindows = () => {
-  const windows = new Map<string, [number, number]>()
-  for (let seq = 0; seq < STREAM.count; seq++) {
-    const id = `${seq % 7} ${Math.floor(seq / STREAM.window) * STREAM.window}`
-    const w = windows.get(id) ?? [0, 0]
-    windows.set(id, [w[0] + seq, w[1] + 1])
-  }
-  return [...windows].map(([id, [sum, count]]) => `${id} ${sum} ${count}`).sort()
-}
-
-const expectEachRecordOnce = (lines: ReadonlyArray<string>) => {
-  const records = lines.map(Number).sort((a, b) => a - b)
-  expect(records.length).toBe(STREAM.count)
-  expect(records.every((seq, i) => seq === i)).toBe(true)
-}
-
-/** The `streaming` fixture's output: every record exactly once, every window exact and once. */
-const expectExactOutput = (out: string) => {
-  expectEachRecordOnce(committedLines(path.join(out, "records")))
-  expect(committedLines(path.join(out, "windows")).sort()).toEqual(expectedWindows())
-}
 
 const streamingRun = (
   options: Partial<LocalCluster.LocalClusterOptions>,
@@ -151,7 +123,6 @@ describe("local cluster coordinator", () => {
 
   it("members whose coordinator process was killed with SIGKILL exit by themselves", async () => {
     process.env.OUT_DIR = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-cluster-"))
-    const runtimeArgs = "Deno" in globalThis ? ["run", "-A", "--conditions=source"] : ["--conditions=source"]
     const coordinator = spawn(process.execPath, [...runtimeArgs, path.join(import.meta.dirname, "fixtures", "cluster-coordinator.ts")], {
       stdio: ["ignore", "pipe", "inherit"]
     })

@@ -1,0 +1,111 @@
+/**
+ * `tributary`: start a member of a cluster, or submit a job to one.
+ *
+ *   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
+ *   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
+ *                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>]
+ *                    [--snapshot-interval <ms>] [--wait]
+ *
+ * The cluster secret comes from TRIBUTARY_SECRET (never from the command line,
+ * where other users of the machine could read it).
+ */
+import { Platform } from "@tributary/core"
+import { Cause, Effect } from "effect"
+import * as Client from "./client/Client.ts"
+import * as Member from "./membership/Member.ts"
+
+const usage = `usage:
+  tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
+  tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
+                   [--guarantee none|at-least-once|exactly-once] [--parallelism <n>] [--snapshot-interval <ms>] [--wait]
+(the cluster secret in TRIBUTARY_SECRET)`
+
+class UsageError extends Error {}
+
+const parse = (args: ReadonlyArray<string>) => {
+  const flags = new Map<string, string>()
+  const positional: Array<string> = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (!arg.startsWith("--")) positional.push(arg)
+    else if (arg === "--wait") flags.set("wait", "true")
+    else if (i + 1 < args.length) flags.set(arg.slice(2), args[++i]!)
+    else throw new UsageError(`${arg} needs a value`)
+  }
+  const required = (name: string) => {
+    const value = flags.get(name)
+    if (value === undefined) throw new UsageError(`--${name} is required`)
+    return value
+  }
+  const number = (name: string) => {
+    const value = flags.get(name)
+    if (value === undefined) return undefined
+    const n = Number(value)
+    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number, got "${value}"`)
+    return n
+  }
+  return { flags, positional, required, number }
+}
+
+const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
+  const [command, ...rest] = argv
+  const { flags, positional, required, number } = parse(rest)
+  const secret = process.env.TRIBUTARY_SECRET
+  if (!secret) throw new UsageError("set the cluster secret in TRIBUTARY_SECRET")
+  const cluster = required("cluster")
+  const postgres = required("postgres")
+  switch (command) {
+    case "member":
+      return Member.run({ cluster, postgres, secret, port: number("port") ?? Number(required("port")), host: flags.get("host") })
+    case "submit": {
+      const module = positional[0]
+      if (!module) throw new UsageError("submit needs the module that exports the pipeline")
+      const guarantee = flags.get("guarantee") ?? "none"
+      if (guarantee !== "none" && guarantee !== "at-least-once" && guarantee !== "exactly-once") {
+        throw new UsageError(`--guarantee must be none, at-least-once or exactly-once, got "${guarantee}"`)
+      }
+      const interval = number("snapshot-interval")
+      return Effect.gen(function*() {
+        const name = yield* Client.submit({
+          cluster,
+          postgres,
+          secret,
+          module: /^[a-z]+:|^\//.test(module) ? module : `${process.cwd()}/${module}`,
+          export: flags.get("export"),
+          name: flags.get("name"),
+          processingGuarantee: guarantee,
+          parallelism: number("parallelism"),
+          snapshotInterval: interval === undefined ? undefined : `${interval} millis`
+        })
+        console.log(`submitted ${name}`)
+        if (flags.has("wait")) {
+          yield* Client.awaitJob({ cluster, postgres, name })
+          console.log(`completed ${name}`)
+        }
+      })
+    }
+    default:
+      throw new UsageError(command ? `unknown command "${command}"` : "no command")
+  }
+}
+
+const program = Effect.suspend(() => {
+  try {
+    return main(process.argv.slice(2))
+  } catch (e) {
+    return Effect.fail(e)
+  }
+})
+
+await Effect.runPromise(program.pipe(
+  Effect.provide(Platform.layer),
+  Effect.matchCauseEffect({
+    onSuccess: () => Effect.sync(() => process.exit(0)),
+    onFailure: (cause) =>
+      Effect.sync(() => {
+        const error = Cause.squash(cause)
+        console.error(error instanceof UsageError ? `${error.message}\n${usage}` : `tributary: ${error instanceof Error ? error.message : Cause.pretty(cause)}`)
+        process.exit(error instanceof UsageError ? 2 : 1)
+      })
+  })
+))

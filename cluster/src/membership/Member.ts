@@ -1,0 +1,98 @@
+/**
+ * A member of a cluster: an effect/cluster runner (registered, health-checked
+ * and given shards through the runner storage in PostgreSQL) that may host the
+ * cluster's coordinator singleton, and an agent that joins whichever member
+ * runs the coordinator and runs the executions it deploys. Membership and
+ * failover are the engine's: the coordinator moves when its runner's shard
+ * lock expires, and waits for the runners the engine sees alive.
+ */
+import { NodeClusterSocket } from "@effect/platform-node"
+import { PgClient } from "@effect/sql-pg"
+import { PostgresSnapshotStore } from "@tributary/postgres"
+import { Cause, type Duration, Effect, Layer, Option, Queue, Redacted, Schedule } from "effect"
+import { RunnerAddress, ShardingConfig, Singleton, SqlRunnerStorage } from "effect/cluster"
+import * as ClusterCoordinator from "../coordinator/ClusterCoordinator.ts"
+import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
+import * as Registry from "../coordinator/Registry.ts"
+import * as Link from "../link/Link.ts"
+import * as Agent from "../member/Agent.ts"
+
+export interface MemberOptions {
+  /** The cluster's name: members of one cluster share it (and its PostgreSQL database). */
+  readonly cluster: string
+  /** PostgreSQL: runner storage, the registry, snapshots. */
+  readonly postgres: string
+  /** The cluster secret: every link between members, and to the coordinator, proves it. */
+  readonly secret: string
+  /** The interface to listen on (default 127.0.0.1). */
+  readonly host?: string | undefined
+  /** The runner's port (effect/cluster's own traffic); links use free ports on the same interface. */
+  readonly port: number
+  /** How long a dead runner keeps its shards, the coordinator's among them (default 3 seconds). */
+  readonly shardLockExpiration?: Duration.Input | undefined
+}
+
+/** Joins the coordinator (wherever it runs now) and serves it; again when it moves. Ends on Exit. */
+const agent = (options: MemberOptions, host: string, listener: Link.Listener) =>
+  Effect.gen(function*() {
+    const address = yield* Effect.repeat(Registry.coordinator(options.cluster), {
+      until: (a) => a !== undefined,
+      schedule: Schedule.spaced("200 millis")
+    })
+    return yield* Effect.scoped(Effect.gen(function*() {
+      const link = yield* Link.connect({ host: address!.host, port: address!.port, secret: options.secret })
+      yield* link.send([{ _tag: "Join", host, port: listener.port } satisfies ClusterCoordinator.Hello])
+      yield* Effect.logInfo(`member: joined the coordinator at ${address!.host}:${address!.port} (epoch ${address!.epoch})`)
+      // One writer keeps the member's messages in order.
+      const outbox = yield* Queue.unbounded<FromMember>()
+      yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(outbox), (m) => link.send([m]))))
+      yield* Agent.serve({
+        receive: Effect.map(link.receive, (item) => (item as [ToMember])[0]),
+        tell: (message) => void Queue.offerUnsafe(outbox, message),
+        listener,
+        secret: options.secret
+      })
+    }))
+  }).pipe(
+    // The coordinator moved or is moving: the execution stopped with the link; join the next one.
+    Effect.tapCause((cause) => Effect.logDebug(`member: no coordinator (${Cause.pretty(cause).split("\n")[0]}); joining the next`)),
+    Effect.retry(Schedule.spaced("200 millis"))
+  )
+
+/** Runs a member until it is told to leave (or interrupted). */
+export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
+  const host = options.host ?? "127.0.0.1"
+  const shardingConfig = {
+    runnerAddress: Option.some(RunnerAddress.make(host, options.port)),
+    shardLockExpiration: options.shardLockExpiration ?? "3 seconds",
+    shardLockRefreshInterval: "1 second",
+    refreshAssignmentsInterval: "500 millis",
+    runnerHealthCheckInterval: "1 second"
+  } as const
+  const Pg = PgClient.layer({ url: Redacted.make(options.postgres) })
+  const Runner = NodeClusterSocket.layer({ storage: "sql", shardingConfig }).pipe(Layer.provideMerge(Pg))
+  const Coordinator = Singleton.make(
+    `tributary-coordinator/${options.cluster}`,
+    Effect.scoped(Effect.gen(function*() {
+      const store = yield* PostgresSnapshotStore.make({ url: options.postgres })
+      // The engine's view of its runners, read through its own storage.
+      const runners = yield* Effect.provide(SqlRunnerStorage.make({}), ShardingConfig.layer(shardingConfig))
+      yield* ClusterCoordinator.run({
+        cluster: options.cluster,
+        host,
+        secret: options.secret,
+        store,
+        liveRunners: Effect.map(runners.getRunners, (all) => all.filter(([, healthy]) => healthy).length)
+      })
+    })).pipe(
+      // A singleton whose body fails would not start again until the next rebalance.
+      Effect.tapCause((cause) => Effect.logWarning(`coordinator failed, restarting: ${Cause.pretty(cause)}`)),
+      Effect.retry(Schedule.spaced("1 second"))
+    )
+  )
+  const program = Effect.scoped(Effect.gen(function*() {
+    const listener = yield* Link.listen({ host, secret: options.secret })
+    yield* agent(options, host, listener)
+  }))
+  return program.pipe(Effect.provide(Layer.mergeAll(Coordinator).pipe(Layer.provideMerge(Runner))))
+}

@@ -1,0 +1,121 @@
+/**
+ * A cluster of member processes started with the `tributary member` CLI:
+ * effect/cluster runners whose runner storage, registry and snapshots live in
+ * the real PostgreSQL (PGURL, default 127.0.0.1:5432/test). Members are killed
+ * with SIGKILL mid-job, the coordinator's own member among them.
+ */
+import { Effect } from "effect"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { afterEach, describe, expect, it } from "vitest"
+import { Client } from "../cluster/src/index.ts"
+import { Platform } from "../core/src/index.ts"
+import { expectExactOutput, runtimeArgs } from "./cluster-helpers.ts"
+
+const postgres = process.env.PGURL ?? "postgres://postgres@127.0.0.1:5432/test"
+const cli = path.join(import.meta.dirname, "..", "cluster", "src", "cli.ts")
+const jobs = path.join(import.meta.dirname, "fixtures", "cluster-jobs.ts")
+const secret = "the cluster secret of the tests"
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+
+interface Started {
+  readonly child: ChildProcess
+  log: string
+}
+const started: Array<Started> = []
+afterEach(() => {
+  for (const s of started.splice(0)) s.child.kill("SIGKILL")
+})
+
+/** Starts a member process with the CLI; its output (logs) is kept. */
+const member = async (cluster: string, out: string): Promise<Started> => {
+  const port = await freePort()
+  const child = spawn(process.execPath, [...runtimeArgs, cli, "member", "--cluster", cluster, "--postgres", postgres, "--port", String(port)], {
+    env: { ...process.env, TRIBUTARY_SECRET: secret, OUT_DIR: out },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  const s: Started = { child, log: "" }
+  child.stdout!.on("data", (d) => (s.log += String(d)))
+  child.stderr!.on("data", (d) => (s.log += String(d)))
+  started.push(s)
+  return s
+}
+
+const until = async (what: string, condition: () => boolean, ms = 30_000) => {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${started.map((s) => s.log.slice(-1500)).join("\n---\n")}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** The newest coordinator epoch a member announced (0: none). */
+const epochOf = (s: Started) => Math.max(0, ...[...s.log.matchAll(/coordinator \(epoch (\d+)\)/g)].map((m) => Number(m[1])))
+
+/** The member running the coordinator now: the one that announced the highest epoch. */
+const coordinatorOf = (members: ReadonlyArray<Started>) => [...members].sort((a, b) => epochOf(b) - epochOf(a))[0]!
+
+const run = <A, E>(effect: Effect.Effect<A, E, any>) => Effect.runPromise(Effect.provide(effect, Platform.layer) as Effect.Effect<A, E>)
+
+/** Three members, the `streaming` job with exactly-once; `during` acts on the members while it runs. */
+const threeMembers = async (during: (members: ReadonlyArray<Started>) => Promise<void>) => {
+  const cluster = `test-${Platform.runtime}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-members-"))
+  const members = await Promise.all([member(cluster, out), member(cluster, out), member(cluster, out)])
+  await until("the members to join a coordinator", () => members.every((m) => /joined the coordinator/.test(m.log)))
+  const name = await run(Client.submit({
+    cluster,
+    postgres,
+    secret,
+    module: jobs,
+    export: "streaming",
+    processingGuarantee: "exactly-once",
+    snapshotInterval: "300 millis"
+  }))
+  await during(members)
+  await run(Client.awaitJob({ cluster, postgres, name }))
+  return { out, members }
+}
+
+describe("cluster on effect/cluster and PostgreSQL", () => {
+  it("a member killed with SIGKILL mid-job: the job recovers on the others, each record once, every window exact", async () => {
+    const { out } = await threeMembers(async (members) => {
+      await new Promise((r) => setTimeout(r, 2000))
+      const victim = members.find((m) => m !== coordinatorOf(members))!
+      victim.child.kill("SIGKILL")
+    })
+    expectExactOutput(out)
+  })
+
+  it("the coordinator's own member killed with SIGKILL: another member takes the coordinator over and the job completes exactly", async () => {
+    let killed: Started | undefined
+    const { out, members } = await threeMembers(async (members) => {
+      await new Promise((r) => setTimeout(r, 2000))
+      killed = coordinatorOf(members)
+      killed.child.kill("SIGKILL")
+    })
+    // Another member announced a newer epoch: it took the coordinator over.
+    expect(Math.max(...members.filter((m) => m !== killed).map(epochOf))).toBeGreaterThan(epochOf(killed!))
+    expectExactOutput(out)
+  })
+
+  it("refuses a client without the cluster secret: nothing is submitted", async () => {
+    const cluster = `test-auth-${Platform.runtime}-${Date.now()}`
+    const m = await member(cluster, os.tmpdir())
+    await until("the member to join a coordinator", () => /joined the coordinator/.test(m.log))
+    const error = await run(Effect.flip(Client.submit({ cluster, postgres, secret: "a wrong secret", module: jobs, export: "streaming", name: "intruder" })))
+    expect(error._tag).toBe("LinkAuthError")
+    const status = await run(Effect.flip(Client.awaitJob({ cluster, postgres, name: "intruder" })))
+    expect(status.message).toMatch(/no such job/)
+  })
+})
