@@ -13,7 +13,7 @@ import * as path from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
 import { Client } from "../cluster/src/index.ts"
 import { Platform } from "../core/src/index.ts"
-import { expectExactOutput, runtimeArgs } from "./cluster-helpers.ts"
+import { committedLines, expectEachRecordOnce, expectedWindows, expectExactOutput, runtimeArgs } from "./cluster-helpers.ts"
 
 const postgres = process.env.PGURL ?? "postgres://postgres@127.0.0.1:5432/test"
 const cli = path.join(import.meta.dirname, "..", "cluster", "src", "cli.ts")
@@ -67,8 +67,14 @@ const coordinatorOf = (members: ReadonlyArray<Started>) => [...members].sort((a,
 
 const run = <A, E>(effect: Effect.Effect<A, E, any>) => Effect.runPromise(Effect.provide(effect, Platform.layer) as Effect.Effect<A, E>)
 
-/** Three members, the `streaming` job with exactly-once; `during` acts on the members while it runs. */
-const threeMembers = async (during: (members: ReadonlyArray<Started>) => Promise<void>) => {
+/**
+ * Three members, a job of the fixtures (`streaming` with exactly-once unless told otherwise);
+ * `during` acts on the members while it runs (it may start more with `add`).
+ */
+const threeMembers = async (
+  during: (members: Array<Started>, add: () => Promise<Started>) => Promise<void>,
+  submit: Partial<Client.SubmitOptions> = {}
+) => {
   const cluster = `test-${Platform.runtime}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-members-"))
   const members = await Promise.all([member(cluster, out), member(cluster, out), member(cluster, out)])
@@ -80,12 +86,25 @@ const threeMembers = async (during: (members: ReadonlyArray<Started>) => Promise
     module: jobs,
     export: "streaming",
     processingGuarantee: "exactly-once",
-    snapshotInterval: "300 millis"
+    snapshotInterval: "300 millis",
+    ...submit
   }))
-  await during(members)
+  const add = async () => {
+    const m = await member(cluster, out)
+    members.push(m)
+    return m
+  }
+  await during(members, add)
   await run(Client.awaitJob({ cluster, postgres, name }))
   return { out, members }
 }
+
+const exitOf = (s: Started) => new Promise<number | null>((resolve) => s.child.once("exit", (code) => resolve(code)))
+
+/** Lines appended by the `appended` fixture's non-transactional sink. */
+const appendedLines = (out: string) =>
+  fs.readdirSync(out).filter((f) => f.startsWith("appended-")).flatMap((f) =>
+    fs.readFileSync(path.join(out, f), "utf8").split("\n").filter((l) => l.length > 0))
 
 describe("cluster on effect/cluster and PostgreSQL", () => {
   it("a member killed with SIGKILL mid-job: the job recovers on the others, each record once, every window exact", async () => {
@@ -108,6 +127,31 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expect(Math.max(...members.filter((m) => m !== killed).map(epochOf))).toBeGreaterThan(epochOf(killed!))
     expectExactOutput(out)
   })
+
+  it("a member that joins is used: the job is rescaled onto it and it produces results", async () => {
+    const { out } = await threeMembers(async (_, add) => {
+      await new Promise((r) => setTimeout(r, 1000))
+      const fourth = await add()
+      await until("the fourth member to join", () => /joined the coordinator/.test(fourth.log))
+    }, { scaleUpDelay: "200 millis" })
+    expectExactOutput(out)
+    // Keyed instance 3 exists only with four members: it ran, on the new one, and produced windows.
+    expect(fs.readdirSync(path.join(out, "windows")).filter((f) => f.startsWith("part-00003")).length).toBeGreaterThan(0)
+  })
+
+  for (const who of ["a member", "the coordinator's member"] as const) {
+    it(`${who} stopped with SIGTERM leaves gracefully: no duplicates even with at-least-once`, async () => {
+      const { out } = await threeMembers(async (members) => {
+        await new Promise((r) => setTimeout(r, 2000))
+        const leaving = who === "a member" ? members.find((m) => m !== coordinatorOf(members))! : coordinatorOf(members)
+        const exited = exitOf(leaving)
+        leaving.child.kill("SIGTERM")
+        expect(await exited).toBe(0)
+      }, { export: "appended", processingGuarantee: "at-least-once" })
+      expectEachRecordOnce(appendedLines(out))
+      expect(committedLines(path.join(out, "windows")).sort()).toEqual(expectedWindows())
+    })
+  }
 
   it("refuses a client without the cluster secret: nothing is submitted", async () => {
     const cluster = `test-auth-${Platform.runtime}-${Date.now()}`

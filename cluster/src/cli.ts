@@ -6,11 +6,13 @@
  *                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>]
  *                    [--snapshot-interval <ms>] [--wait]
  *
- * The cluster secret comes from TRIBUTARY_SECRET (never from the command line,
+ * A member leaves gracefully on SIGTERM or Ctrl-C (its part of the running job
+ * moves to the other members from a terminal snapshot, so nothing is replayed
+ * twice); a second signal stops it at once. The cluster secret comes from TRIBUTARY_SECRET (never from the command line,
  * where other users of the machine could read it).
  */
 import { Platform } from "@tributary/core"
-import { Cause, Effect } from "effect"
+import { Cause, Deferred, Effect } from "effect"
 import * as Client from "./client/Client.ts"
 import * as Member from "./membership/Member.ts"
 
@@ -47,6 +49,19 @@ const parse = (args: ReadonlyArray<string>) => {
   return { flags, positional, required, number }
 }
 
+/** Completes on the first SIGTERM or SIGINT, after which those signals have their default effect again. */
+const leaving = () => {
+  const signalled = Deferred.makeUnsafe<void>()
+  const once = () => {
+    process.off("SIGTERM", once)
+    process.off("SIGINT", once)
+    Deferred.doneUnsafe(signalled, Effect.void)
+  }
+  process.on("SIGTERM", once)
+  process.on("SIGINT", once)
+  return signalled
+}
+
 const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
   const [command, ...rest] = argv
   const { flags, positional, required, number } = parse(rest)
@@ -56,7 +71,15 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
   const postgres = required("postgres")
   switch (command) {
     case "member":
-      return Member.run({ cluster, postgres, secret, port: number("port") ?? Number(required("port")), host: flags.get("host") })
+      return Member.run({
+        cluster,
+        postgres,
+        secret,
+        port: number("port") ?? Number(required("port")),
+        host: flags.get("host"),
+        // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
+        leave: Deferred.await(leaving())
+      })
     case "submit": {
       const module = positional[0]
       if (!module) throw new UsageError("submit needs the module that exports the pipeline")

@@ -9,7 +9,7 @@
  * reconnect to it.
  */
 import type { SnapshotStore } from "@tributary/core"
-import { Cause, Effect, Exit, Queue, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Queue, Scope } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Link from "../link/Link.ts"
 import * as JobCoordinator from "./JobCoordinator.ts"
@@ -30,6 +30,8 @@ export interface ClusterCoordinatorOptions {
   readonly host: string
   readonly secret: string
   readonly store: SnapshotStore.SnapshotStore
+  /** Where the links of this process's own member listen (it leaves with the coordinator). */
+  readonly ownMember: readonly [host: string, port: number]
   /** How many runners the cluster engine sees alive: the members to wait for before deploying. */
   readonly liveRunners: Effect.Effect<number, unknown>
 }
@@ -63,8 +65,11 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
         else members.push(member)
         yield* Effect.logInfo(`cluster "${cluster}": member ${member.index} joined from ${hello.host}:${hello.port}`)
         // Until the link fails: its messages go to the running job; its failure means the member is gone.
-        return yield* Effect.forever(Effect.flatMap(link.receive, (item) =>
-          events ? Queue.offer(events, { _tag: "Message", member, message: (item as [FromMember])[0] }) : Effect.void)).pipe(
+        return yield* Effect.forever(Effect.flatMap(link.receive, (item) => {
+          const message = (item as [FromMember])[0]
+          if (message._tag === "Leave") return leave(member)
+          return events ? Queue.offer(events, { _tag: "Message", member, message }) : Effect.void
+        })).pipe(
             Effect.catchCause((cause) => {
               const reason = `its link to the coordinator failed: ${Cause.pretty(cause).split("\n")[0]}`
               if (events) return Queue.offer(events, { _tag: "Exited", member, reason })
@@ -72,6 +77,24 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
               return Effect.void
             })
           )
+      })
+
+    /**
+     * A member leaves gracefully: the running job goes on without it from a terminal snapshot
+     * (when the coordinator leaves with it, its successor resumes from that snapshot).
+     */
+    const leave = (member: JobCoordinator.Member) =>
+      Effect.gen(function*() {
+        yield* Effect.logInfo(`cluster "${cluster}": member ${member.index} leaves`)
+        const handOver = member.host === options.ownMember[0] && member.port === options.ownMember[1]
+        const done = yield* Deferred.make<void, JobCoordinator.ClusterStateError>()
+        if (events) yield* Queue.offer(events, { _tag: "Shutdown", index: member.index, done, handOver })
+        else yield* Deferred.fail(done, new JobCoordinator.ClusterStateError({ reason: "no job is running" }))
+        // Not part of the job (or the job cannot do without it): it leaves at once.
+        yield* Effect.forkDetach(Effect.catch(Deferred.await(done), () => {
+          member.state = "left"
+          return member.send({ _tag: "Exit" })
+        }))
       })
 
     const submit = (link: Link.Link, hello: Extract<Hello, { _tag: "Submit" }>) =>

@@ -62,7 +62,13 @@ export type Event =
   | { readonly _tag: "Joined"; readonly member: Member }
   | { readonly _tag: "Tick" }
   | { readonly _tag: "Rescale" }
-  | { readonly _tag: "Shutdown"; readonly index: number; readonly done: Deferred.Deferred<void, ClusterStateError> }
+  | {
+    readonly _tag: "Shutdown"
+    readonly index: number
+    readonly done: Deferred.Deferred<void, ClusterStateError>
+    /** The member runs this coordinator: stop after the terminal snapshot, and let the successor resume from it. */
+    readonly handOver?: boolean | undefined
+  }
 
 export interface JobCoordinatorOptions {
   /** The job's name, under which its snapshots are stored. */
@@ -251,6 +257,7 @@ export const start = (
         yield* send(leaving, { _tag: "Exit" })
         leaving.state = "left"
         yield* Deferred.succeed(change.done, undefined)
+        if (change.handOver) return yield* Effect.never
       }
       change = undefined
       yield* deploy(yield* store.latest(name))

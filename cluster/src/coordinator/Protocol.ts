@@ -42,3 +42,5 @@ export type FromMember =
   | { readonly _tag: "Finished"; readonly execution: number }
   | { readonly _tag: "Failed"; readonly execution: number; readonly reason: string }
   | { readonly _tag: "Cancelled"; readonly execution: number }
+  /** The member wants to leave the cluster (gracefully): the coordinator answers Exit when it may. */
+  | { readonly _tag: "Leave" }

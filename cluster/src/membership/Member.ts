@@ -28,6 +28,8 @@ export interface MemberOptions {
   readonly host?: string | undefined
   /** The runner's port (effect/cluster's own traffic); links use free ports on the same interface. */
   readonly port: number
+  /** When this completes the member leaves gracefully: its part of the running job moves to the others first. */
+  readonly leave?: Effect.Effect<void> | undefined
   /** How long a dead runner keeps its shards, the coordinator's among them (default 3 seconds). */
   readonly shardLockExpiration?: Duration.Input | undefined
 }
@@ -46,6 +48,7 @@ const agent = (options: MemberOptions, host: string, listener: Link.Listener) =>
       // One writer keeps the member's messages in order.
       const outbox = yield* Queue.unbounded<FromMember>()
       yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(outbox), (m) => link.send([m]))))
+      if (options.leave) yield* Effect.forkScoped(Effect.andThen(options.leave, Queue.offer(outbox, { _tag: "Leave" })))
       yield* Agent.serve({
         receive: Effect.map(link.receive, (item) => (item as [ToMember])[0]),
         tell: (message) => void Queue.offerUnsafe(outbox, message),
@@ -71,7 +74,7 @@ export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
   } as const
   const Pg = PgClient.layer({ url: Redacted.make(options.postgres) })
   const Runner = NodeClusterSocket.layer({ storage: "sql", shardingConfig }).pipe(Layer.provideMerge(Pg))
-  const Coordinator = Singleton.make(
+  const Coordinator = (linkPort: number) => Singleton.make(
     `tributary-coordinator/${options.cluster}`,
     Effect.scoped(Effect.gen(function*() {
       const store = yield* PostgresSnapshotStore.make({ url: options.postgres })
@@ -82,6 +85,7 @@ export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
         host,
         secret: options.secret,
         store,
+        ownMember: [host, linkPort],
         liveRunners: Effect.map(runners.getRunners, (all) => all.filter(([, healthy]) => healthy).length)
       })
     })).pipe(
@@ -90,9 +94,9 @@ export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
       Effect.retry(Schedule.spaced("1 second"))
     )
   )
-  const program = Effect.scoped(Effect.gen(function*() {
+  return Effect.scoped(Effect.gen(function*() {
+    // Listening first: the coordinator, if it runs here, knows its own member by this address.
     const listener = yield* Link.listen({ host, secret: options.secret })
-    yield* agent(options, host, listener)
+    yield* agent(options, host, listener).pipe(Effect.provide(Coordinator(listener.port).pipe(Layer.provideMerge(Runner))))
   }))
-  return program.pipe(Effect.provide(Layer.mergeAll(Coordinator).pipe(Layer.provideMerge(Runner))))
 }
