@@ -99,7 +99,10 @@ const threeMembers = async (
   return { out, members }
 }
 
-const exitOf = (s: Started) => new Promise<number | null>((resolve) => s.child.once("exit", (code) => resolve(code)))
+/** How a member process ended: 0 when it left cleanly (Deno's node:child_process reports the signal it was sent instead). */
+const exitOf = (s: Started) =>
+  new Promise<number | string | null>((resolve) =>
+    s.child.once("exit", (code, signal) => resolve("Deno" in globalThis && signal === "SIGTERM" ? 0 : code ?? signal)))
 
 /** Lines appended by the `appended` fixture's non-transactional sink. */
 const appendedLines = (out: string) =>

@@ -161,6 +161,9 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
             return Effect.asVoid(Effect.provideService(Registry.recordExecution(cluster, execution), SqlClient.SqlClient, sql))
           }
         }, members, queue)
+        // When the singleton moves (the cluster rebalanced, the member stops), the successor
+        // resumes from a terminal snapshot: nothing is replayed twice, even with at-least-once.
+        yield* Effect.addFinalizer(() => Effect.ignore(Effect.timeout(coordinator.handOver, "10 seconds")))
         const exit = yield* Effect.exit(coordinator.join)
         events = undefined
         yield* Registry.endJob(cluster, job.name, Exit.isSuccess(exit) ? "completed" : "failed", Exit.isSuccess(exit) ? null : Cause.pretty(exit.cause))

@@ -62,6 +62,8 @@ export type Event =
   | { readonly _tag: "Joined"; readonly member: Member }
   | { readonly _tag: "Tick" }
   | { readonly _tag: "Rescale" }
+  /** This coordinator stops (its singleton moves): it leaves the job at a terminal snapshot for its successor. */
+  | { readonly _tag: "HandOver" }
   | {
     readonly _tag: "Shutdown"
     readonly index: number
@@ -107,6 +109,8 @@ export interface JobCoordinator {
   readonly status: Effect.Effect<ClusterStatus>
   /** Shuts a member down after a terminal snapshot and goes on without it (needs a processing guarantee). */
   readonly shutdownMember: (index: number) => Effect.Effect<void, ClusterStateError>
+  /** Stops driving the job at a terminal snapshot (and cancels the execution), for a successor to resume from. */
+  readonly handOver: Effect.Effect<void>
 }
 
 /** Runs the job on `members` (more join through `events`) until it ends or the scope closes. */
@@ -124,10 +128,13 @@ export const start = (
     let participants: Array<Member> = []
     let coordinator: Coordinator | undefined
     let restarts = 0
-    let change: Extract<Event, { _tag: "Rescale" | "Shutdown" }> | undefined
+    let change: Extract<Event, { _tag: "Rescale" | "Shutdown" | "HandOver" }> | undefined
     // Members whose tasklets all ended / whose execution finished.
     const ended = new Set<Member>()
     const finished = new Set<Member>()
+    const outcome = yield* Deferred.make<void, MemberError | CoordinatorError>()
+    // Done once this coordinator stopped driving the job at a terminal snapshot, for a successor.
+    const handedOver = yield* Deferred.make<void>()
     // Events that arrived while the coordinator waited for the members' replies, handled next.
     const backlog: Array<Event> = []
     const nextEvent = Effect.suspend(() => (backlog.length > 0 ? Effect.succeed(backlog.shift()!) : Queue.take(events)))
@@ -244,7 +251,7 @@ export const start = (
         return false
       })
 
-    /** A rescale or a shutdown waits for a terminal snapshot, then redeploys from it. */
+    /** A rescale, a shutdown or a hand-over waits for a terminal snapshot, then redeploys from it (or stops, for a hand-over). */
     const advanceChange = Effect.gen(function*() {
       const c = coordinator
       if (!change || !c) return
@@ -257,8 +264,9 @@ export const start = (
         yield* send(leaving, { _tag: "Exit" })
         leaving.state = "left"
         yield* Deferred.succeed(change.done, undefined)
-        if (change.handOver) return yield* Effect.never
+        if (change.handOver) return yield* Effect.andThen(Deferred.succeed(handedOver, undefined), Effect.never)
       }
+      if (change._tag === "HandOver") return yield* Effect.andThen(Deferred.succeed(handedOver, undefined), Effect.never)
       change = undefined
       yield* deploy(yield* store.latest(name))
     })
@@ -277,6 +285,12 @@ export const start = (
             break
           case "Rescale":
             if (members.some((m) => m.state === "joining")) change ??= event
+            break
+          case "HandOver":
+            // Takes precedence: nothing else will be done by this coordinator.
+            if (change?._tag === "Shutdown") yield* Deferred.fail(change.done, new ClusterStateError({ reason: "the coordinator is moving" }))
+            if (!guarantee) yield* Deferred.succeed(handedOver, undefined)
+            else change = event
             break
           case "Shutdown": {
             const m = members.find((m) => m.index === event.index)
@@ -303,7 +317,6 @@ export const start = (
       }
     })
 
-    const outcome = yield* Deferred.make<void, MemberError | CoordinatorError>()
     if (guarantee) {
       yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(options.snapshotInterval), Queue.offer(events, { _tag: "Tick" }))), scope)
     }
@@ -321,6 +334,11 @@ export const start = (
         restarts,
         members: members.map((m) => ({ index: m.index, pid: m.pid, state: m.state }))
       })),
+      // Returns at once if the job has ended or was handed over already.
+      handOver: Effect.andThen(
+        Queue.offer(events, { _tag: "HandOver" }),
+        Effect.raceFirst(Deferred.await(handedOver), Effect.ignore(Deferred.await(outcome)))
+      ),
       shutdownMember: (index) =>
         Effect.gen(function*() {
           if (!guarantee) return yield* new ClusterStateError({ reason: "a graceful shutdown needs a processing guarantee" })
