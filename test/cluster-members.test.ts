@@ -10,8 +10,9 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
+import postgresClient from "postgres"
 import { afterEach, describe, expect, it } from "vitest"
-import { Client } from "../cluster/src/index.ts"
+import { Client, Member } from "../cluster/src/index.ts"
 import { Platform } from "../core/src/index.ts"
 import { committedLines, expectEachRecordOnce, expectedWindows, expectExactOutput, runtimeArgs } from "./cluster-helpers.ts"
 
@@ -33,9 +34,27 @@ interface Started {
   log: string
 }
 const started: Array<Started> = []
-afterEach(() => {
+const clusters: Array<string> = []
+afterEach(async () => {
   for (const s of started.splice(0)) s.child.kill("SIGKILL")
+  // Each test's cluster leaves nothing in the database: its engine tables, registry rows, snapshots.
+  const sql = postgresClient(postgres, { max: 1, onnotice: () => {} })
+  for (const cluster of clusters.splice(0)) {
+    const tables = await sql`select tablename from pg_tables where tablename like ${`${Member.tablePrefix(cluster)}\_%`}`
+    for (const { tablename } of tables) await sql.unsafe(`drop table if exists "${tablename}" cascade`)
+    const [{ jobs, frames }] = await sql`select to_regclass('tributary_jobs') as jobs, to_regclass('tributary_snapshot_frames') as frames`
+    if (jobs && frames) await sql`delete from tributary_snapshot_frames where job in (select name from tributary_jobs where cluster = ${cluster})`
+    if (jobs) await sql`delete from tributary_jobs where cluster = ${cluster}`
+    if (jobs) await sql`delete from tributary_coordinators where cluster = ${cluster}`
+  }
+  await sql.end()
 })
+
+const newCluster = (what: string) => {
+  const cluster = `t-${what}-${Platform.runtime}-${Date.now() % 1e8}`
+  clusters.push(cluster)
+  return cluster
+}
 
 /** Starts a member process with the CLI; its output (logs) is kept. */
 const member = async (cluster: string, out: string): Promise<Started> => {
@@ -75,7 +94,7 @@ const threeMembers = async (
   during: (members: Array<Started>, add: () => Promise<Started>) => Promise<void>,
   submit: Partial<Client.SubmitOptions> = {}
 ) => {
-  const cluster = `test-${Platform.runtime}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`
+  const cluster = newCluster("job")
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-members-"))
   const members = await Promise.all([member(cluster, out), member(cluster, out), member(cluster, out)])
   await until("the members to join a coordinator", () => members.every((m) => /joined the coordinator/.test(m.log)))
@@ -157,7 +176,7 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
   }
 
   it("refuses a client without the cluster secret: nothing is submitted", async () => {
-    const cluster = `test-auth-${Platform.runtime}-${Date.now()}`
+    const cluster = newCluster("auth")
     const m = await member(cluster, os.tmpdir())
     await until("the member to join a coordinator", () => /joined the coordinator/.test(m.log))
     const error = await run(Effect.flip(Client.submit({ cluster, postgres, secret: "a wrong secret", module: jobs, export: "streaming", name: "intruder" })))

@@ -6,11 +6,11 @@
  * failover are the engine's: the coordinator moves when its runner's shard
  * lock expires, and waits for the runners the engine sees alive.
  */
-import { NodeClusterSocket } from "@effect/platform-node"
+import { NodeClusterSocket, NodeCrypto } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { PostgresSnapshotStore } from "@tributary/postgres"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Redacted, Schedule } from "effect"
-import { RunnerAddress, ShardingConfig, Singleton, SqlRunnerStorage } from "effect/cluster"
+import { RunnerAddress, RunnerStorage, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import * as ClusterCoordinator from "../coordinator/ClusterCoordinator.ts"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import * as Registry from "../coordinator/Registry.ts"
@@ -32,6 +32,19 @@ export interface MemberOptions {
   readonly leave?: Effect.Effect<void> | undefined
   /** How long a dead runner keeps its shards, the coordinator's among them (default 3 seconds). */
   readonly shardLockExpiration?: Duration.Input | undefined
+}
+
+/**
+ * The prefix of the cluster's effect/cluster tables: each Tributary cluster is a cluster of
+ * its own for the engine (runners, shard locks, singletons), even in a shared database.
+ */
+export const tablePrefix = (cluster: string): string => {
+  const name = cluster.toLowerCase().replace(/[^a-z0-9_]/g, "_")
+  if (name.length <= 28) return `tributary_${name}`
+  // PostgreSQL names are at most 63 bytes: a long cluster name is cut and told apart by a hash.
+  let hash = 2166136261
+  for (let i = 0; i < cluster.length; i++) hash = Math.imul(hash ^ cluster.charCodeAt(i), 16777619)
+  return `tributary_${name.slice(0, 20)}_${(hash >>> 0).toString(36)}`
 }
 
 /** Joins the coordinator (wherever it runs now) and serves it; again when it moves. Ends on Exit. */
@@ -73,13 +86,18 @@ export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
     runnerHealthCheckInterval: "1 second"
   } as const
   const Pg = PgClient.layer({ url: Redacted.make(options.postgres) })
-  const Runner = NodeClusterSocket.layer({ storage: "sql", shardingConfig }).pipe(Layer.provideMerge(Pg))
+  const prefix = tablePrefix(options.cluster)
+  const Storage = Layer.mergeAll(SqlMessageStorage.layerWith({ prefix }), Layer.orDie(SqlRunnerStorage.layerWith({ prefix }))).pipe(
+    Layer.provide([ShardingConfig.layer(shardingConfig), NodeCrypto.layerDigest]),
+    Layer.provideMerge(Pg)
+  )
+  const Runner = NodeClusterSocket.layer({ storage: "byo", shardingConfig }).pipe(Layer.provideMerge(Storage))
   const Coordinator = (linkPort: number) => Singleton.make(
     `tributary-coordinator/${options.cluster}`,
     Effect.scoped(Effect.gen(function*() {
       const store = yield* PostgresSnapshotStore.make({ url: options.postgres })
-      // The engine's view of its runners, read through its own storage.
-      const runners = yield* Effect.provide(SqlRunnerStorage.make({}), ShardingConfig.layer(shardingConfig))
+      // The engine's view of its runners.
+      const runners = yield* RunnerStorage.RunnerStorage
       yield* ClusterCoordinator.run({
         cluster: options.cluster,
         host,
