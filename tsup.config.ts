@@ -5,8 +5,10 @@ import { defineConfig } from "tsup"
 const packages = ["core", "cluster", ...fs.readdirSync("plugins").map((p) => `plugins/${p}`)]
   .filter((dir) => fs.existsSync(`${dir}/src/index.ts`))
 
-// A member process of a local cluster runs a script of its own.
-const extraEntries: Record<string, Record<string, string>> = { cluster: { member: "cluster/src/local/member.ts" } }
+// A member process of a local cluster runs a script of its own, and so does the `tributary` command.
+const extraEntries: Record<string, Record<string, string>> = {
+  cluster: { member: "cluster/src/local/member.ts", cli: "cluster/src/cli.ts" }
+}
 
 export default defineConfig(packages.map((dir) => ({
   entry: { index: `${dir}/src/index.ts`, ...extraEntries[dir] },

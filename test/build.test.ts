@@ -2,7 +2,7 @@
  * `npm run build` produces packages a user can import without this repo's
  * "source" condition: ESM plus type declarations.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
@@ -26,5 +26,13 @@ describe("build", () => {
       encoding: "utf8"
     })
     expect(printed.trim()).toBe("6")
+    // The built `tributary` command answers a wrong command line with its usage (exit code 2).
+    const cli = spawnSync(path.join(root, "node_modules", ".bin", "node"), [path.join(root, "cluster", "bin", "tributary.js"), "member"], {
+      cwd: root,
+      encoding: "utf8",
+      env: { ...process.env, TRIBUTARY_SECRET: "s" }
+    })
+    expect(cli.status).toBe(2)
+    expect(cli.stderr).toMatch(/--cluster is required\nusage:\n {2}tributary member/)
   }, 120_000)
 })
