@@ -12,7 +12,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import postgresClient from "postgres"
 import { afterEach, describe, expect, it } from "vitest"
-import { Client, Member } from "../cluster/src/index.ts"
+import { Client, Link, Member } from "../cluster/src/index.ts"
 import { Platform } from "../core/src/index.ts"
 import { committedLines, expectEachRecordOnce, expectedWindows, expectExactOutput, runtimeArgs } from "./cluster-helpers.ts"
 
@@ -175,7 +175,7 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     })
   }
 
-  it("refuses a client without the cluster secret: nothing is submitted", async () => {
+  it("refuses a client or member without the cluster secret: nothing is submitted, no one joins", async () => {
     const cluster = newCluster("auth")
     const m = await member(cluster, os.tmpdir())
     await until("the member to join a coordinator", () => /joined the coordinator/.test(m.log))
@@ -183,5 +183,10 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expect(error._tag).toBe("LinkAuthError")
     const status = await run(Effect.flip(Client.awaitJob({ cluster, postgres, name: "intruder" })))
     expect(status.message).toMatch(/no such job/)
+    // Joining is connecting to the same coordinator: refused the same way, and logged there.
+    const address = m.log.match(/coordinator \(epoch \d+\) listens on ([\d.]+):(\d+)/)!
+    const join = await run(Effect.flip(Effect.scoped(Link.connect({ host: address[1], port: Number(address[2]), secret: "a wrong secret" }))))
+    expect(join._tag).toBe("LinkAuthError")
+    await until("the refusal to be logged", () => /refused/i.test(m.log))
   })
 })

@@ -5,9 +5,9 @@
  * that path or URL on each of them). The job's status lives in the registry.
  */
 import { PgClient } from "@effect/sql-pg"
-import type { Guarantee } from "@tributary/core"
 import { Data, Duration, Effect, Redacted, Schedule } from "effect"
 import type { Hello, SubmitReply } from "../coordinator/ClusterCoordinator.ts"
+import type { JobSettings } from "../coordinator/JobCoordinator.ts"
 import * as Registry from "../coordinator/Registry.ts"
 import * as Link from "../link/Link.ts"
 
@@ -17,20 +17,10 @@ export interface ClusterAddress {
   readonly postgres: string
 }
 
-export interface SubmitOptions extends ClusterAddress {
+export interface SubmitOptions extends ClusterAddress, JobSettings {
   readonly secret: string
-  /** Path or URL of the module that exports the pipeline, as the members see it. */
-  readonly module: string
-  /** Its export holding the pipeline (default "pipeline"). */
-  readonly export?: string | undefined
   /** Unique in the cluster (default: the module's file name and the time). */
   readonly name?: string | undefined
-  readonly processingGuarantee?: Guarantee | undefined
-  /** Instances of each vertex per member (default 1). */
-  readonly parallelism?: number | undefined
-  readonly snapshotInterval?: Duration.Input | undefined
-  readonly scaleUpDelay?: Duration.Input | undefined
-  readonly maxRestarts?: number | undefined
 }
 
 /** The cluster refused the job, or the job failed. */

@@ -72,6 +72,28 @@ export type Event =
     readonly handOver?: boolean | undefined
   }
 
+/** How a job spread over members runs: what a local cluster and a submission to a cluster take. */
+export interface JobSettings {
+  /** Path or URL of the module that exports the pipeline, as the members see it. */
+  readonly module: string
+  /** Its export holding the pipeline (default "pipeline"). */
+  readonly export?: string | undefined
+  /**
+   * Instances of each vertex per member (default 1). Sources keep the count they
+   * start with (their positions belong to their slices of input) wherever members
+   * come and go; every other vertex is rescaled with the members.
+   */
+  readonly parallelism?: number | undefined
+  /** `none` (default): a member's failure fails the job. Otherwise it restarts from the last snapshot. */
+  readonly processingGuarantee?: Guarantee | undefined
+  /** Time between snapshots (default 10 seconds). */
+  readonly snapshotInterval?: Duration.Input | undefined
+  /** Restarts after failures before the job fails for good (default 10). */
+  readonly maxRestarts?: number | undefined
+  /** How long a joined member waits before the job is rescaled onto it (default 10 seconds). */
+  readonly scaleUpDelay?: Duration.Input | undefined
+}
+
 export interface JobCoordinatorOptions {
   /** The job's name, under which its snapshots are stored. */
   readonly name: string

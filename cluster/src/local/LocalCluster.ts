@@ -6,8 +6,8 @@
  * and stdout. Each member imports the module that exports the pipeline
  * (functions do not travel between processes; the module does).
  */
-import { type Guarantee, SnapshotStore } from "@tributary/core"
-import { Duration, Effect, Queue, Scope } from "effect"
+import { SnapshotStore } from "@tributary/core"
+import { Effect, Queue, Scope } from "effect"
 import * as JobCoordinator from "../coordinator/JobCoordinator.ts"
 import type { FromMember } from "../coordinator/Protocol.ts"
 import * as Process from "../platform/Process.ts"
@@ -15,29 +15,11 @@ import * as Process from "../platform/Process.ts"
 export { ClusterStateError, CoordinatorError, MemberError } from "../coordinator/JobCoordinator.ts"
 export type { ClusterStatus, MemberState } from "../coordinator/JobCoordinator.ts"
 
-export interface LocalClusterOptions {
-  /** Path or URL of the module that exports the pipeline. */
-  readonly module: string
-  /** Its export holding the pipeline (default "pipeline"). */
-  readonly export?: string | undefined
+export interface LocalClusterOptions extends JobCoordinator.JobSettings {
   /** Member processes to start with (default: the number of cores). */
   readonly members?: number | undefined
-  /**
-   * Instances of each vertex per member (default 1). Sources keep the count they
-   * start with (their positions belong to their slices of input) wherever members
-   * come and go; every other vertex is rescaled with the members.
-   */
-  readonly parallelism?: number | undefined
-  /** `none` (default): a member's failure fails the job. Otherwise it restarts from the last snapshot. */
-  readonly processingGuarantee?: Guarantee | undefined
-  /** Time between snapshots (default 10 seconds). */
-  readonly snapshotInterval?: Duration.Input | undefined
   /** Where the coordinator keeps snapshots (default: the `SnapshotStore.layer` provided, else in memory). */
   readonly snapshotStore?: SnapshotStore.SnapshotStore | undefined
-  /** Restarts after failures before the job fails for good (default 10). */
-  readonly maxRestarts?: number | undefined
-  /** How long a joined member waits before the job is rescaled onto it (default 10 seconds). */
-  readonly scaleUpDelay?: Duration.Input | undefined
   /** The job's name, under which its snapshots are stored (default "local-cluster-job"). */
   readonly name?: string | undefined
 }
