@@ -6,7 +6,7 @@
  */
 import { Effect } from "effect"
 import { Aggregate, Pipeline, Sink, Sources, Stage, Tributary, Window } from "../core/src/index.ts"
-import { type Benchmark, percentile } from "./harness.ts"
+import { type Benchmark, LatencyHistogram } from "./harness.ts"
 
 const KEYS = 10_000
 const LAG = 5
@@ -44,7 +44,7 @@ export const throughput = (seconds: number, options?: Tributary.JobOptions) =>
 /** Latency percentiles of window results at a fixed rate, event time = the time an event is due. */
 const latency = (rate: number, seconds: number) =>
   Effect.scoped(Effect.gen(function*() {
-    const samples: Array<number> = []
+    const latencies = new LatencyHistogram()
     let measuring = false
     const record = Sink.make<Stage.WindowResult<number, number>>({
       name: "latency",
@@ -54,19 +54,19 @@ const latency = (rate: number, seconds: number) =>
             Effect.sync(() => {
               if (!measuring) return
               const now = Date.now()
-              for (const r of batch) samples.push(now - (r.end + LAG))
+              for (const r of batch) latencies.record(now - (r.end + LAG))
             })
         })
     })
     // An event's time is when the source should make it: a source behind schedule is latency too.
     const make = (seq: number, due: number) => ({ key: seq % KEYS, t: due })
     const running = yield* Tributary.submit(job(Sources.generator({ make, itemsPerSecond: rate }), record))
-    yield* Effect.sleep("3 seconds")
+    // Steady state: the 10 s windows are full (no more state growing) before measuring.
+    yield* Effect.sleep("12 seconds")
     measuring = true
     yield* Effect.sleep(`${seconds} seconds`)
     yield* running.cancel
-    samples.sort((a, b) => a - b)
-    return { p50: percentile(samples, 50), p99: percentile(samples, 99), p999: percentile(samples, 99.9), results: samples.length }
+    return latencies.summary()
   }))
 
 export const windowed: Benchmark = {

@@ -9,7 +9,7 @@ import { Effect } from "effect"
 import { writeFileSync } from "node:fs"
 import { Pipeline, Sink, Sources, Stage, Tributary } from "../../core/src/index.ts"
 import { LocalCluster } from "../../cluster/src/index.ts"
-import { bestOf, type Benchmark, check, type Measurement, percentile, perSecond } from "../harness.ts"
+import { bestOf, type Benchmark, check, LatencyHistogram, type Measurement, perSecond } from "../harness.ts"
 import * as Baseline from "./baselines.ts"
 import { batch, type Event, events, resolve, source } from "./generator.ts"
 import * as Q from "./queries.ts"
@@ -78,12 +78,12 @@ const runQuery = async (query: Query, pregenerated?: ReadonlyArray<Event>) => {
  */
 const latency = (query: Query, lag: number, seconds: number) =>
   Effect.scoped(Effect.gen(function*() {
-    const samples: Array<number> = []
+    const latencies = new LatencyHistogram()
     let measuring = false
     const { sink } = counter<{ readonly end: number }>((batch) => {
       if (!measuring) return
       const now = Date.now()
-      for (const r of batch) samples.push(now - (r.end + lag))
+      for (const r of batch) latencies.record(now - (r.end + lag))
     })
     const live = Pipeline.from(source({ eventsPerSecond: LATENCY_RATE, realTime: true, baseTime: Date.now() }))
     const job = yield* Tributary.submit(query(live).pipe(Stage.writeTo(sink)))
@@ -91,8 +91,7 @@ const latency = (query: Query, lag: number, seconds: number) =>
     measuring = true
     yield* Effect.sleep(`${seconds - 2} seconds`)
     yield* job.cancel
-    samples.sort((a, b) => a - b)
-    return { p50: percentile(samples, 50), p99: percentile(samples, 99), p999: percentile(samples, 99.9), results: samples.length }
+    return latencies.summary()
   }))
 
 const windowed: ReadonlyArray<[string, Query, number, number]> = [

@@ -11,6 +11,19 @@ export type FramePartial = readonly [key: unknown, frameEnd: number, acc: unknow
 /** How a frame's column of keyed state is tagged in a snapshot. */
 type FrameTag = readonly ["open" | "applied", end: number]
 
+/**
+ * A frame already added to the running accumulators, kept to be deducted when
+ * it leaves the window: its first `n` keys and accumulators, as flat arrays
+ * (far less for the GC to trace than a Map). The arrays are reused for later
+ * frames, so a long window does not keep promoting fresh ones to the old
+ * generation (whose collections were the latency tail).
+ */
+interface AppliedFrame {
+  readonly keys: Array<unknown>
+  readonly accs: Array<unknown>
+  n: number
+}
+
 /** The end of the frame (of length `step`) holding time `t`. */
 const frameEndOf = (t: number, step: number) => Math.floor(t / step) * step + step
 
@@ -153,7 +166,9 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   private readonly frames = new Frames()
   private readonly running = new KeyedMap<{ acc: unknown; frames: number }>()
   /** Frames already added to `running`, waiting to be deducted when they leave the window. */
-  private readonly applied = new Map<number, { readonly keys: Array<unknown>; readonly accs: Array<unknown> }>()
+  private readonly applied = new Map<number, AppliedFrame>()
+  /** Applied frames that left the window, their arrays ready for another. */
+  private readonly spare: Array<AppliedFrame> = []
   /** End of the next window to emit; windows before it are closed. */
   private nextEnd: number | undefined = undefined
   private watermarkTime = -Infinity
@@ -221,7 +236,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
    */
   saveState(state: StateWriter): void {
     this.frames.save(state)
-    for (const [end, { keys, accs }] of this.applied) state.keyedColumns(["applied", end], keys, accs)
+    for (const [end, { keys, accs, n }] of this.applied) state.keyedColumns(["applied", end], keys.slice(0, n), accs.slice(0, n))
     this.running.forEach((r, k) => state.keyed(k, [r.acc, r.frames]))
     state.local([this.nextEnd, this.watermarkTime])
   }
@@ -239,9 +254,10 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
       if (kind === "open") this.frames.restore(end, keys, values, this.op.combine)
       else {
         let flat = this.applied.get(end)
-        if (!flat) this.applied.set(end, (flat = { keys: [], accs: [] }))
+        if (!flat) this.applied.set(end, (flat = { keys: [], accs: [], n: 0 }))
         flat.keys.push(...keys)
         flat.accs.push(...values)
+        flat.n = flat.keys.length
       }
     }
     // Aligned barriers follow the same watermarks everywhere: instances agree on these.
@@ -292,12 +308,12 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
     const { op, running, frames, applied, size, step } = this
     const newest = frames.byEnd.get(end)
     if (newest) {
-      // Kept only to be deducted later, as flat arrays: far less for the GC to trace than a Map.
-      const keys: Array<unknown> = []
-      const accs: Array<unknown> = []
+      const flat = this.spare.pop() ?? { keys: [], accs: [], n: 0 }
+      const { keys, accs } = flat
+      let n = 0
       newest.forEach((acc, k) => {
-        keys.push(k)
-        accs.push(acc)
+        keys[n] = k
+        accs[n++] = acc
         const r = running.get(k)
         if (r === undefined) running.set(k, { acc: op.combine(op.create(), acc), frames: 1 })
         else {
@@ -305,20 +321,24 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
           r.frames++
         }
       })
+      // What an earlier, bigger frame left beyond `n` must not stay reachable.
+      for (let i = n; i < flat.n; i++) keys[i] = accs[i] = undefined
+      flat.n = n
       frames.byEnd.delete(end)
-      applied.set(end, { keys, accs })
+      applied.set(end, flat)
     }
     running.forEach((r, k) => this.emit(end, k, r.acc, false, out))
     const oldestEnd = end - size + step
     const oldest = applied.get(oldestEnd)
     if (!oldest) return
     applied.delete(oldestEnd)
-    const { keys, accs } = oldest
-    for (let i = 0; i < keys.length; i++) {
+    const { keys, accs, n } = oldest
+    for (let i = 0; i < n; i++) {
       const r = running.get(keys[i])!
       if (--r.frames === 0) running.delete(keys[i])
       else r.acc = op.deduct!(r.acc, accs[i])
     }
+    this.spare.push(oldest)
   }
 
   /** Combines the frames of window `end` per key and emits the results. */
@@ -329,7 +349,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
     for (let frameEnd = end - size + step; frameEnd <= end; frameEnd += step) {
       frames.byEnd.get(frameEnd)?.forEach(add)
       const flat = this.applied.get(frameEnd)
-      if (flat) for (let i = 0; i < flat.keys.length; i++) add(flat.accs[i], flat.keys[i])
+      if (flat) for (let i = 0; i < flat.n; i++) add(flat.accs[i], flat.keys[i])
     }
     for (const [k, acc] of accs.entries()) this.emit(end, k, acc, isEarly, out)
   }
