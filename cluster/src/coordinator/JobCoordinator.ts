@@ -145,8 +145,7 @@ export const start = (
     const scope = yield* Effect.scope
     const { name, guarantee, store, maxRestarts } = options
     const send = (member: Member, message: ToMember) => (member.state === "dead" ? Effect.void : member.send(message))
-    const firstExecution = options.executionsBefore ?? 0
-    let execution = firstExecution
+    let execution = options.executionsBefore ?? 0
     let participants: Array<Member> = []
     let coordinator: Coordinator | undefined
     let restarts = 0
@@ -168,7 +167,7 @@ export const start = (
         const deferred: Array<Event> = []
         const failed = new Set<Member>()
         while (participants.some((m) => m.state === "active" && !got.has(m) && !failed.has(m))) {
-          const event = yield* (backlog.length > 0 ? Effect.succeed(backlog.shift()!) : Queue.take(events))
+          const event = yield* nextEvent
           const message = event._tag === "Message" && "execution" in event.message && event.message.execution === execution ? event.message : undefined
           if (message?._tag === tag) {
             got.set((event as { member: Member }).member, message as Extract<FromMember, { _tag: T }>)
