@@ -175,6 +175,27 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     })
   }
 
+  it("runs two jobs side by side on the same members; both recover from a SIGKILLed member exactly", async () => {
+    const { out } = await threeMembers(async (members) => {
+      await new Promise((r) => setTimeout(r, 500))
+      const cluster = clusters.at(-1)!
+      const second = await run(Client.submit({
+        cluster,
+        postgres,
+        secret,
+        module: jobs,
+        export: "streamingSecond",
+        processingGuarantee: "exactly-once",
+        snapshotInterval: "300 millis"
+      }))
+      await new Promise((r) => setTimeout(r, 1500))
+      members.find((m) => m !== coordinatorOf(members))!.child.kill("SIGKILL")
+      await run(Client.awaitJob({ cluster, postgres, name: second }))
+    })
+    expectExactOutput(out)
+    expectExactOutput(path.join(out, "second"))
+  })
+
   it("refuses a client or member without the cluster secret: nothing is submitted, no one joins", async () => {
     const cluster = newCluster("auth")
     const m = await member(cluster, os.tmpdir())

@@ -3,10 +3,10 @@
  * one member runs it, and when that member dies the engine starts it on
  * another (after the dead runner's shard lock expires). It listens for
  * members and clients on an authenticated link, publishes where in the
- * registry, and runs the cluster's job — one at a time — with a
- * `JobCoordinator`. A coordinator that takes over finds the running job in the
- * registry and resumes it from its last snapshot on the members that
- * reconnect to it.
+ * registry, and runs each submitted job with a `JobCoordinator` of its own,
+ * side by side on the same members. A coordinator that takes over finds the
+ * running jobs in the registry and resumes them from their last snapshots on
+ * the members that reconnect to it.
  */
 import type { SnapshotStore } from "@tributary/core"
 import { Cause, Deferred, Effect, Exit, Queue, Scope } from "effect"
@@ -41,14 +41,16 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
   Effect.gen(function*() {
     const { cluster, host, secret, store } = options
     const sql = yield* SqlClient.SqlClient
+    const scope = yield* Effect.scope
     const listener = yield* Link.listen({ host, secret })
     const published = yield* Registry.publishCoordinator(cluster, host, listener.port)
     yield* Effect.logInfo(`cluster "${cluster}": coordinator (epoch ${published.epoch}) listens on ${host}:${listener.port}`)
     let executions = published.executions
     const members: Array<JobCoordinator.Member> = []
-    // The running job's events; undefined between jobs.
-    let events: Queue.Queue<JobCoordinator.Event> | undefined
-    const submitted = yield* Queue.unbounded<void>()
+    // The running jobs' event queues, and which queue each current execution's messages go to.
+    const jobs = new Map<string, Queue.Queue<JobCoordinator.Event>>()
+    const owners = new Map<number, Queue.Queue<JobCoordinator.Event>>()
+    const toEveryJob = (event: JobCoordinator.Event) => Effect.forEach(jobs.values(), (q) => Queue.offer(q, event), { discard: true })
     let nextIndex = 0
 
     const join = (link: Link.Link, hello: Extract<Hello, { _tag: "Join" }>) =>
@@ -59,53 +61,54 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
           port: hello.port,
           pid: undefined,
           send: (message) => Effect.ignore(link.send([message])),
-          state: "joining"
+          state: "up"
         }
-        if (events) yield* Queue.offer(events, { _tag: "Joined", member })
-        else members.push(member)
+        members.push(member)
+        yield* toEveryJob({ _tag: "Joined", member })
         yield* Effect.logInfo(`cluster "${cluster}": member ${member.index} joined from ${hello.host}:${hello.port}`)
-        // Until the link fails: its messages go to the running job; its failure means the member is gone.
+        // Until the link fails: its messages go to the job of their execution; its failure means the member is gone.
         return yield* Effect.forever(Effect.flatMap(link.receive, (item) => {
           const message = (item as [FromMember])[0]
           if (message._tag === "Leave") return leave(member)
-          return events ? Queue.offer(events, { _tag: "Message", member, message }) : Effect.void
+          const owner = "execution" in message ? owners.get(message.execution) : undefined
+          return owner ? Queue.offer(owner, { _tag: "Message", member, message }) : Effect.void
         })).pipe(
-            Effect.catchCause((cause) => {
-              const reason = `its link to the coordinator failed: ${Cause.pretty(cause).split("\n")[0]}`
-              if (events) return Queue.offer(events, { _tag: "Exited", member, reason })
-              member.state = "dead"
-              return Effect.void
-            })
-          )
+          Effect.catchCause((cause) => {
+            if (member.state === "up") member.state = "dead"
+            return toEveryJob({ _tag: "Exited", member, reason: `its link to the coordinator failed: ${Cause.pretty(cause).split("\n")[0]}` })
+          })
+        )
       })
 
     /**
-     * A member leaves gracefully: the running job goes on without it from a terminal snapshot
-     * (when the coordinator leaves with it, its successor resumes from that snapshot).
+     * A member leaves gracefully: every running job goes on without it from a terminal snapshot
+     * (when the coordinator leaves with it, its successor resumes them from those snapshots);
+     * then it is told to exit.
      */
     const leave = (member: JobCoordinator.Member) =>
-      Effect.gen(function*() {
+      Effect.forkDetach(Effect.gen(function*() {
         yield* Effect.logInfo(`cluster "${cluster}": member ${member.index} leaves`)
         const handOver = member.host === options.ownMember[0] && member.port === options.ownMember[1]
-        const done = yield* Deferred.make<void, JobCoordinator.ClusterStateError>()
-        if (events) yield* Queue.offer(events, { _tag: "Shutdown", index: member.index, done, handOver })
-        else yield* Deferred.fail(done, new JobCoordinator.ClusterStateError({ reason: "no job is running" }))
-        // Not part of the job (or the job cannot do without it): it leaves at once.
-        yield* Effect.forkDetach(Effect.catch(Deferred.await(done), () => {
-          member.state = "left"
-          return member.send({ _tag: "Exit" })
-        }))
-      })
+        yield* Effect.forEach(jobs.values(), (queue) =>
+          Effect.gen(function*() {
+            const done = yield* Deferred.make<void, JobCoordinator.ClusterStateError>()
+            yield* Queue.offer(queue, { _tag: "Shutdown", index: member.index, done, handOver })
+            // A job that does not run on it (or cannot do without it) lets it go at once.
+            yield* Effect.ignore(Deferred.await(done))
+          }), { concurrency: "unbounded", discard: true })
+        member.state = "left"
+        yield* member.send({ _tag: "Exit" })
+      }))
 
     const submit = (link: Link.Link, hello: Extract<Hello, { _tag: "Submit" }>) =>
       Effect.gen(function*() {
-        const running = yield* Registry.runningJob(cluster)
-        const added = running ? false : yield* Registry.addJob(cluster, hello)
-        const reply: SubmitReply = added
-          ? { _tag: "Accepted" }
-          : { _tag: "Rejected", reason: running ? `job "${running.name}" is running` : `a job named "${hello.name}" exists` }
+        const added = yield* Registry.addJob(cluster, hello)
+        const reply: SubmitReply = added ? { _tag: "Accepted" } : { _tag: "Rejected", reason: `a job named "${hello.name}" exists` }
         yield* link.send([reply])
-        if (added) yield* Queue.offer(submitted, undefined)
+        if (added) {
+          const job = yield* Registry.job(cluster, hello.name)
+          if (job) yield* startJob(job)
+        }
       })
 
     // Each link in a scope of its own, open as long as its member (or its client's submission).
@@ -124,24 +127,26 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
     const membersReady = Effect.gen(function*() {
       const deadline = Date.now() + 5000
       while (true) {
-        const alive = members.filter((m) => m.state !== "dead" && m.state !== "left").length
+        const alive = members.filter((m) => m.state === "up").length
         const runners = yield* Effect.orElseSucceed(options.liveRunners, () => 0)
         if (alive > 0 && (alive >= runners || Date.now() > deadline)) return
         yield* Effect.sleep("100 millis")
       }
     })
 
-    const runJob = (job: Registry.JobRow) =>
-      Effect.scoped(Effect.gen(function*() {
+    /** Runs `job` beside the others until it ends, then records how it ended. */
+    const startJob = (job: Registry.JobRow) =>
+      Effect.forkIn(Effect.scoped(Effect.gen(function*() {
+        const queue = yield* Queue.unbounded<JobCoordinator.Event>()
+        jobs.set(job.name, queue)
+        yield* Effect.addFinalizer(() => Effect.sync(() => jobs.delete(job.name)))
         yield* membersReady
-        const alive = members.filter((m) => m.state !== "dead" && m.state !== "left")
         let sourceParallelism = job.sourceParallelism
         if (sourceParallelism === null) {
-          sourceParallelism = job.options.parallelism * alive.length
+          sourceParallelism = job.options.parallelism * members.filter((m) => m.state === "up").length
           yield* Registry.fixSourceParallelism(cluster, job.name, sourceParallelism)
         }
-        const queue = yield* Queue.unbounded<JobCoordinator.Event>()
-        events = queue
+        let current: number | undefined
         const coordinator = yield* JobCoordinator.start({
           name: job.name,
           module: job.module,
@@ -153,26 +158,25 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
           maxRestarts: job.options.maxRestarts,
           snapshotInterval: job.options.snapshotIntervalMs,
           scaleUpDelay: job.options.scaleUpDelayMs,
-          executionsBefore: executions,
           // A job that had started before (its sources fixed) continues from its last snapshot.
           resume: job.sourceParallelism !== null,
-          onDeploy: (execution) => {
-            executions = execution
-            return Effect.asVoid(Effect.provideService(Registry.recordExecution(cluster, execution), SqlClient.SqlClient, sql))
-          }
+          nextExecution: Effect.suspend(() => {
+            const execution = ++executions
+            if (current !== undefined) owners.delete(current)
+            owners.set((current = execution), queue)
+            return Effect.as(Effect.provideService(Registry.recordExecution(cluster, execution), SqlClient.SqlClient, sql), execution)
+          })
         }, members, queue)
         // When the singleton moves (the cluster rebalanced, the member stops), the successor
         // resumes from a terminal snapshot: nothing is replayed twice, even with at-least-once.
         yield* Effect.addFinalizer(() => Effect.ignore(Effect.timeout(coordinator.handOver, "10 seconds")))
         const exit = yield* Effect.exit(coordinator.join)
-        events = undefined
+        if (current !== undefined) owners.delete(current)
         yield* Registry.endJob(cluster, job.name, Exit.isSuccess(exit) ? "completed" : "failed", Exit.isSuccess(exit) ? null : Cause.pretty(exit.cause))
         yield* Effect.logInfo(`cluster "${cluster}": job "${job.name}" ${Exit.isSuccess(exit) ? "completed" : "failed"}`)
-      }))
+      })).pipe(Effect.ignore), scope)
 
-    return yield* Effect.forever(Effect.gen(function*() {
-      const job = yield* Registry.runningJob(cluster)
-      if (job) yield* runJob(job)
-      else yield* Queue.take(submitted)
-    }))
+    // Jobs that were running when the previous coordinator stopped go on.
+    yield* Effect.forEach(yield* Registry.runningJobs(cluster), startJob, { discard: true })
+    return yield* Effect.never
   })

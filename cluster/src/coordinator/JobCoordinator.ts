@@ -41,7 +41,7 @@ export class ClusterStateError extends Data.TaggedError("ClusterStateError")<{
   }
 }
 
-/** `active`: runs the current execution; `joining`: waits to be used; `left`: shut down; `dead`: died. */
+/** A member for a job: `active` runs its current execution; `joining` waits to be used; `left`: shut down; `dead`: died. */
 export type MemberState = "active" | "joining" | "left" | "dead"
 
 /** A member as the coordinator sees it. */
@@ -53,12 +53,14 @@ export interface Member {
   /** Its process id, where known (a local cluster's child). */
   readonly pid: number | undefined
   readonly send: (message: ToMember) => Effect.Effect<void>
-  state: MemberState
+  /** Whether the process is there, whatever the jobs it runs (several may share it). */
+  state: "up" | "left" | "dead"
 }
 
 export type Event =
   | { readonly _tag: "Message"; readonly member: Member; readonly message: FromMember }
   | { readonly _tag: "Exited"; readonly member: Member; readonly reason: string }
+  /** `member`, already among the members, may be used from now on. */
   | { readonly _tag: "Joined"; readonly member: Member }
   | { readonly _tag: "Tick" }
   | { readonly _tag: "Rescale" }
@@ -68,7 +70,11 @@ export type Event =
     readonly _tag: "Shutdown"
     readonly index: number
     readonly done: Deferred.Deferred<void, ClusterStateError>
-    /** The member runs this coordinator: stop after the terminal snapshot, and let the successor resume from it. */
+    /**
+     * The job goes on without the member (whoever asked sends it Exit once `done`); with
+     * `handOver` the member runs this coordinator: stop after the terminal snapshot instead,
+     * and let the successor resume from it.
+     */
     readonly handOver?: boolean | undefined
   }
 
@@ -108,12 +114,14 @@ export interface JobCoordinatorOptions {
   readonly maxRestarts: number
   readonly snapshotInterval: Duration.Input
   readonly scaleUpDelay: Duration.Input
-  /** Executions are numbered after this one (a coordinator taking over continues past its predecessor's). */
-  readonly executionsBefore?: number | undefined
+  /**
+   * The number of the next execution, unique among all the jobs on these members and growing
+   * (a coordinator taking over continues past its predecessor's), so a member never takes an
+   * old execution's link or message for a new one's.
+   */
+  readonly nextExecution: Effect.Effect<number, unknown>
   /** Start from the job's latest snapshot (a coordinator taking over a running job). */
   readonly resume?: boolean | undefined
-  /** Told each new execution's number before it is deployed (to keep it where a successor finds it). */
-  readonly onDeploy?: ((execution: number) => Effect.Effect<void, unknown>) | undefined
 }
 
 export interface ClusterStatus {
@@ -145,8 +153,11 @@ export const start = (
     const scope = yield* Effect.scope
     const { name, guarantee, store, maxRestarts } = options
     const send = (member: Member, message: ToMember) => (member.state === "dead" ? Effect.void : member.send(message))
-    let execution = options.executionsBefore ?? 0
+    let execution = 0
     let participants: Array<Member> = []
+    // Members this job has let go of (a graceful shutdown), not to be deployed on again.
+    const released = new Set<Member>()
+    const usable = (m: Member) => m.state === "up" && !released.has(m)
     let coordinator: Coordinator | undefined
     let restarts = 0
     let change: Extract<Event, { _tag: "Rescale" | "Shutdown" | "HandOver" }> | undefined
@@ -166,7 +177,7 @@ export const start = (
         const got = new Map<Member, Extract<FromMember, { _tag: T }>>()
         const deferred: Array<Event> = []
         const failed = new Set<Member>()
-        while (participants.some((m) => m.state === "active" && !got.has(m) && !failed.has(m))) {
+        while (participants.some((m) => m.state === "up" && !got.has(m) && !failed.has(m))) {
           const event = yield* nextEvent
           const message = event._tag === "Message" && "execution" in event.message && event.message.execution === execution ? event.message : undefined
           if (message?._tag === tag) {
@@ -192,12 +203,10 @@ export const start = (
     /** Deploys a new execution on the active and joining members, from `restored`. */
     const deploy = (restored: Snapshot | undefined) =>
       Effect.gen(function*() {
-        execution++
-        if (options.onDeploy) yield* options.onDeploy(execution)
+        execution = yield* options.nextExecution
         ended.clear()
         finished.clear()
-        participants = members.filter((m) => m.state === "active" || m.state === "joining")
-        for (const m of participants) m.state = "active"
+        participants = members.filter(usable)
         const peers = participants.map((m) => [m.host, m.port] as const)
         yield* Effect.forEach(participants, (m, member) =>
           send(m, {
@@ -226,7 +235,7 @@ export const start = (
     /** The execution cannot go on (because of `member`, or of the coordinator): start another from the last snapshot, or fail the job. */
     const restart = (member: Member | undefined, reason: string) =>
       Effect.gen(function*() {
-        if (!guarantee || restarts >= maxRestarts || !members.some((m) => m.state === "active" || m.state === "joining")) {
+        if (!guarantee || restarts >= maxRestarts || !members.some(usable)) {
           return yield* (member ? new MemberError({ member: member.index, reason }) : new CoordinatorError({ reason }))
         }
         restarts++
@@ -281,9 +290,7 @@ export const start = (
       yield* cancel
       if (change._tag === "Shutdown") {
         const { index } = change
-        const leaving = members.find((m) => m.index === index)!
-        yield* send(leaving, { _tag: "Exit" })
-        leaving.state = "left"
+        released.add(members.find((m) => m.index === index)!)
         yield* Deferred.succeed(change.done, undefined)
         if (change.handOver) return yield* Effect.andThen(Deferred.succeed(handedOver, undefined), Effect.never)
       }
@@ -301,11 +308,10 @@ export const start = (
             if (!change) yield* snapshotNow(false)
             break
           case "Joined":
-            members.push(event.member)
             yield* Effect.forkIn(Effect.andThen(Effect.sleep(options.scaleUpDelay), Queue.offer(events, { _tag: "Rescale" })), scope)
             break
           case "Rescale":
-            if (members.some((m) => m.state === "joining")) change ??= event
+            if (members.some((m) => usable(m) && !participants.includes(m))) change ??= event
             break
           case "HandOver":
             // Takes precedence: nothing else will be done by this coordinator.
@@ -315,8 +321,9 @@ export const start = (
             break
           case "Shutdown": {
             const m = members.find((m) => m.index === event.index)
-            if (!m || m.state !== "active" || !participants.some((p) => p !== m && p.state === "active")) {
-              const reason = m?.state === "active" ? "it is the last active member" : "it is not active"
+            const active = m !== undefined && usable(m) && participants.includes(m)
+            if (!active || !participants.some((p) => p !== m && usable(p))) {
+              const reason = active ? "it is the last active member" : "it is not active"
               yield* Deferred.fail(event.done, new ClusterStateError({ reason: `member ${event.index} cannot shut down: ${reason}` }))
             } else if (change) backlog.push(event)
             else change = event
@@ -353,7 +360,11 @@ export const start = (
         execution,
         snapshot: coordinator?.completed ?? 0,
         restarts,
-        members: members.map((m) => ({ index: m.index, pid: m.pid, state: m.state }))
+        members: members.map((m) => ({
+          index: m.index,
+          pid: m.pid,
+          state: m.state === "up" ? (released.has(m) ? "left" : participants.includes(m) ? "active" : "joining") : m.state
+        }))
       })),
       // Returns at once if the job has ended or was handed over already.
       handOver: Effect.andThen(

@@ -91,10 +91,10 @@ export const job = (cluster: string, name: string) =>
   Effect.flatMap(tables, (sql) =>
     sql`select * from tributary_jobs where cluster = ${cluster} and name = ${name}`.pipe(Effect.map(([row]) => row && toJob(row))))
 
-/** The job running on the cluster, if any (one at a time). */
-export const runningJob = (cluster: string) =>
+/** The jobs running on the cluster. */
+export const runningJobs = (cluster: string) =>
   Effect.flatMap(tables, (sql) =>
-    sql`select * from tributary_jobs where cluster = ${cluster} and status = 'running' limit 1`.pipe(Effect.map(([row]) => row && toJob(row))))
+    sql`select * from tributary_jobs where cluster = ${cluster} and status = 'running' order by name`.pipe(Effect.map((rows) => rows.map(toJob))))
 
 export const fixSourceParallelism = (cluster: string, name: string, sourceParallelism: number) =>
   Effect.flatMap(tables, (sql) =>

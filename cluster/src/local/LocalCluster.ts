@@ -51,7 +51,7 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
         const child = yield* Process.spawn(`member ${index}`, memberScript, [String(index)], { TRIBUTARY_SECRET: secret })
         const hello = (yield* child.message) as FromMember
         if (hello._tag !== "Listening") return yield* new Process.ProcessError({ process: `member ${index}`, reason: `said ${hello._tag} first` })
-        const member: JobCoordinator.Member = { index, host: hello.host, port: hello.port, pid: child.pid, send: child.send, state: "joining" }
+        const member: JobCoordinator.Member = { index, host: hello.host, port: hello.port, pid: child.pid, send: child.send, state: "up" }
         yield* Effect.forkIn(
           Effect.forever(Effect.flatMap(child.message, (message) => Queue.offer(events, { _tag: "Message", member, message: message as FromMember }))).pipe(
             Effect.catch(() =>
@@ -64,6 +64,7 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
       }).pipe(Scope.provide(scope))
     const members = yield* Effect.forEach(Array.from({ length: initialMembers }, (_, i) => i), spawn, { concurrency: "unbounded" })
     let nextIndex = initialMembers
+    let executions = 0
 
     const job = yield* JobCoordinator.start({
       name: options.name ?? "local-cluster-job",
@@ -75,15 +76,23 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
       sourceParallelism: perMember * initialMembers,
       maxRestarts: options.maxRestarts ?? 10,
       snapshotInterval: options.snapshotInterval ?? "10 seconds",
-      scaleUpDelay: options.scaleUpDelay ?? "10 seconds"
+      scaleUpDelay: options.scaleUpDelay ?? "10 seconds",
+      nextExecution: Effect.sync(() => ++executions)
     }, members, events)
     return {
       ...job,
       // The members stop with the job.
       join: Effect.ensuring(job.join, Effect.forEach(members, (m) => m.state === "dead" ? Effect.void : m.send({ _tag: "Exit" }), { discard: true })),
+      shutdownMember: (index) =>
+        Effect.andThen(job.shutdownMember(index), () => {
+          const member = members.find((m) => m.index === index)!
+          member.state = "left"
+          return member.send({ _tag: "Exit" })
+        }),
       addMember: Effect.gen(function*() {
         if (!guarantee) return yield* new JobCoordinator.ClusterStateError({ reason: "adding a member needs a processing guarantee" })
         const member = yield* spawn(nextIndex++)
+        members.push(member)
         yield* Queue.offer(events, { _tag: "Joined", member })
         return member.index
       })

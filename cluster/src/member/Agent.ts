@@ -1,10 +1,10 @@
 /**
  * A member's side of the control protocol, whatever carries it (a local
  * cluster's pipes, a cluster's link to the coordinator): runs the executions
- * the coordinator deploys, one at a time — each its share of the pipeline the
- * named module exports (every member plans the same job from the same module) —
- * follows its snapshot requests and commits, until told to exit or the
- * messages end.
+ * the coordinator deploys — one per job at a time, each its share of the
+ * pipeline the named module exports (every member plans the same job from the
+ * same module) — follows their snapshot requests and commits, until told to
+ * exit or the messages end.
  */
 import type { Pipeline } from "@tributary/core"
 import { Tributary } from "@tributary/core"
@@ -40,7 +40,7 @@ export const serve = (options: AgentOptions): Effect.Effect<void, unknown, Scope
   Effect.gen(function*() {
     const { tell, secret } = options
     const router = yield* Placement.router(options.listener)
-    let current: { readonly execution: number; readonly fiber: Fiber.Fiber<void>; readonly snapshots: MemberSnapshots | undefined } | undefined
+    const running = new Map<number, { readonly fiber: Fiber.Fiber<void>; readonly snapshots: MemberSnapshots | undefined }>()
 
     const deploy = (d: Extract<ToMember, { _tag: "Deploy" }>) =>
       Effect.gen(function*() {
@@ -60,13 +60,14 @@ export const serve = (options: AgentOptions): Effect.Effect<void, unknown, Scope
           Effect.matchCause({
             onSuccess: () => tell({ _tag: "Finished", execution }),
             onFailure: (cause) => void (Cause.hasInterruptsOnly(cause) || tell({ _tag: "Failed", execution, reason: Cause.pretty(cause) }))
-          })
+          }),
+          Effect.ensuring(Effect.sync(() => running.delete(execution)))
         ))
-        current = { execution, fiber, snapshots }
+        running.set(execution, { fiber, snapshots })
       })
 
-    // Whatever ends the agent (Exit, lost messages) stops the execution first.
-    yield* Effect.addFinalizer(() => (current ? Fiber.interrupt(current.fiber) : Effect.void))
+    // Whatever ends the agent (Exit, lost messages) stops its executions first.
+    yield* Effect.addFinalizer(() => Effect.forEach([...running.values()], ({ fiber }) => Fiber.interrupt(fiber), { discard: true }))
     while (true) {
       const message = yield* options.receive
       if (message._tag === "Exit") return
@@ -74,23 +75,23 @@ export const serve = (options: AgentOptions): Effect.Effect<void, unknown, Scope
         yield* deploy(message)
         continue
       }
-      if (message.execution !== current?.execution) continue
+      const { execution } = message
+      const current = running.get(execution)
       switch (message._tag) {
         case "Snapshot":
-          current.snapshots?.request(message.id, message.terminal)
+          current?.snapshots?.request(message.id, message.terminal)
           break
-        case "Commit": {
-          const { execution } = current
-          yield* Effect.catchCause(current.snapshots?.commit(message.tasklet, message.id) ?? Effect.void, (cause) =>
+        case "Commit":
+          yield* Effect.catchCause(current?.snapshots?.commit(message.tasklet, message.id) ?? Effect.void, (cause) =>
             Effect.sync(() => tell({ _tag: "Failed", execution, reason: `commit ${message.id} of ${message.tasklet}: ${Cause.pretty(cause)}` })))
           break
-        }
         case "Finish":
-          current.snapshots?.release()
+          current?.snapshots?.release()
           break
         case "Cancel":
-          yield* Fiber.interrupt(current.fiber)
-          tell({ _tag: "Cancelled", execution: current.execution })
+          // Also answered for an execution that already ended here: the coordinator waits for every member.
+          if (current) yield* Fiber.interrupt(current.fiber)
+          tell({ _tag: "Cancelled", execution })
           break
       }
     }
