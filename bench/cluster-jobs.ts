@@ -25,14 +25,14 @@ export const windowed = Pipeline.from(Sources.generator({ make: (seq) => ({ key:
   Stage.writeTo(discard)
 )
 
-/** Notes each batch it gets as `<wall time> <execution>` in BENCH_OUT/notes-<member>. */
+/** Notes the wall time of each batch it gets in BENCH_OUT/notes-<member>. */
 const noting = Sink.make<unknown>({
   name: "note",
   open: () =>
     Effect.succeed({
       write: () =>
         Effect.sync(() =>
-          fs.appendFileSync(`${process.env.BENCH_OUT}/notes-${process.env.TRIBUTARY_MEMBER}`, `${Date.now()} ${process.env.TRIBUTARY_EXECUTION}\n`)
+          fs.appendFileSync(`${process.env.BENCH_OUT}/notes-${process.env.TRIBUTARY_MEMBER}`, `${Date.now()}\n`)
         )
     })
 })

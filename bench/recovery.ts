@@ -34,14 +34,16 @@ const once = () => {
     const killed = Date.now()
     process.kill(status().members[1]!.pid!, "SIGKILL")
     yield* Effect.repeat(Effect.sleep("1 millis"), { until: () => status().execution >= 2 })
-    const redeployed = Date.now() - killed
+    const redeployedAt = Date.now()
     yield* job.join
+    // The old execution is cancelled everywhere before the new one is deployed: a batch noted
+    // after the redeployment is the new execution's.
     const resumed = fs.readdirSync(out).flatMap((f) => fs.readFileSync(path.join(out, f), "utf8").trim().split("\n"))
-      .map((line) => line.split(" ").map(Number))
-      .filter(([, execution]) => execution === 2)
-      .reduce((first, [time]) => Math.min(first, time!), Infinity)
+      .map(Number)
+      .filter((time) => time >= redeployedAt)
+      .reduce((first, time) => Math.min(first, time), Infinity)
     fs.rmSync(out, { recursive: true, force: true })
-    return { redeployed, resumed: resumed - killed }
+    return { redeployed: redeployedAt - killed, resumed: resumed - killed }
   }).pipe(Effect.provide(Platform.layer))))
 }
 

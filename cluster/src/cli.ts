@@ -70,16 +70,19 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
   const cluster = required("cluster")
   const postgres = required("postgres")
   switch (command) {
-    case "member":
+    case "member": {
+      const port = number("port")
+      if (port === undefined) throw new UsageError("--port is required")
       return Member.run({
         cluster,
         postgres,
         secret,
-        port: number("port") ?? Number(required("port")),
+        port,
         host: flags.get("host"),
         // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
         leave: Deferred.await(leaving())
       })
+    }
     case "submit": {
       const module = positional[0]
       if (!module) throw new UsageError("submit needs the module that exports the pipeline")

@@ -25,10 +25,8 @@ export { SnapshotError } from "./snapshot/Snapshot.ts"
 export * from "./errors.ts"
 export type { Operator } from "./operator/Operator.ts"
 export type { InstanceMetrics, JobMetrics } from "./runtime/Metrics.ts"
-// What the cluster runtime builds on: planning, placement and the snapshot protocol.
+// What the cluster runtime builds on: placement and the snapshot protocol.
 export type { Placement } from "./runtime/Execution.ts"
-export { plan } from "./plan/Planner.ts"
-export { DEFAULT_PARTITION_COUNT } from "./plan/partition.ts"
 export type { Snapshot } from "./snapshot/Snapshot.ts"
 export { Coordinator, FINAL_SNAPSHOT, type Contribution, type Guarantee, type Snapshots } from "./snapshot/Coordinator.ts"
 export type { Outlet } from "./runtime/Channel.ts"

@@ -32,7 +32,7 @@ export type ToMember =
 export type FromMember =
   /** The member is ready: its links listen on `host`:`port`. */
   | { readonly _tag: "Listening"; readonly host: string; readonly port: number }
-  /** The member planned the execution: it runs this many tasklets. */
+  /** The member started the execution: it runs this many tasklets. */
   | { readonly _tag: "Deployed"; readonly execution: number; readonly tasklets: number }
   | { readonly _tag: "Register"; readonly execution: number; readonly tasklet: string }
   | { readonly _tag: "Ack"; readonly execution: number; readonly id: number; readonly tasklet: string; readonly contribution: Contribution }

@@ -45,15 +45,21 @@ export const serve = (options: AgentOptions): Effect.Effect<void, unknown, Scope
     const deploy = (d: Extract<ToMember, { _tag: "Deploy" }>) =>
       Effect.gen(function*() {
         const { execution } = d
-        process.env.TRIBUTARY_EXECUTION = String(execution)
-        const planned = yield* Effect.result(Effect.flatMap(importPipeline(d.module, d.export), (pipeline) =>
-          Effect.try(() => ({ pipeline, tasklets: Placement.taskletsOn(pipeline, { ...d, members: d.peers.length }) }))))
-        if (planned._tag === "Failure") return tell({ _tag: "Failed", execution, reason: String(planned.failure) })
-        const { pipeline, tasklets } = planned.success
-        tell({ _tag: "Deployed", execution, tasklets })
+        const imported = yield* Effect.result(importPipeline(d.module, d.export))
+        if (imported._tag === "Failure") return tell({ _tag: "Failed", execution, reason: String(imported.failure) })
+        const pipeline = imported.success
         const snapshots = d.guarantee ? new MemberSnapshots(execution, d.guarantee, d.restored?.id ?? 0, tell) : undefined
         const run = Effect.scoped(Effect.gen(function*() {
-          const placement = yield* Placement.make({ execution, member: d.member, peers: d.peers, router, secret, snapshots, restored: d.restored })
+          const placement = yield* Placement.make({
+            execution,
+            member: d.member,
+            peers: d.peers,
+            router,
+            secret,
+            snapshots,
+            restored: d.restored,
+            started: (tasklets) => tell({ _tag: "Deployed", execution, tasklets })
+          })
           yield* Tributary.run(pipeline, { parallelism: d.parallelism, sourceParallelism: d.sourceParallelism, placement })
         }))
         const fiber = yield* Effect.forkChild(run.pipe(

@@ -7,7 +7,7 @@
  * items, up to its Done. Links live as long as their execution: when it ends
  * or is cancelled they close, and a late link naming it is refused.
  */
-import { type Channel, DEFAULT_PARTITION_COUNT, type Item, type Outlet, type Pipeline, type Placement, plan, type Snapshot, type Snapshots } from "@tributary/core"
+import type { Channel, Item, Outlet, Placement, Snapshot, Snapshots } from "@tributary/core"
 import { Deferred, Effect, Exit, Scope } from "effect"
 import * as Link from "../link/Link.ts"
 
@@ -64,19 +64,6 @@ export const router = (listener: Link.Listener): Effect.Effect<Router, never, Sc
     }
   })
 
-/** Where instance `instance` of any vertex runs among `members` members. */
-const memberOf = (instance: number, members: number) => instance % members
-
-/** How many tasklets (vertex instances) member `member` of `members` runs. */
-export const taskletsOn = (
-  pipeline: Pipeline.Pipeline<any>,
-  options: { readonly member: number; readonly members: number; readonly parallelism: number; readonly sourceParallelism: number }
-): number =>
-  plan(pipeline, { ...options, partitionCount: DEFAULT_PARTITION_COUNT }).vertices.reduce(
-    (n, v) => n + Array.from({ length: v.parallelism }, (_, i) => i).filter((i) => memberOf(i, options.members) === options.member).length,
-    0
-  )
-
 export interface PlacementOptions {
   readonly execution: number
   /** This member's place among the execution's members. */
@@ -87,6 +74,8 @@ export interface PlacementOptions {
   readonly secret: string
   readonly snapshots?: Snapshots | undefined
   readonly restored?: Snapshot | undefined
+  /** Told how many tasklets run here once the execution starts. */
+  readonly started?: ((tasklets: number) => void) | undefined
 }
 
 /** This member's placement for one execution; its links close with the scope. */
@@ -95,13 +84,13 @@ export const make = (options: PlacementOptions): Effect.Effect<Placement, never,
     const { execution, member, peers, router, secret } = options
     const scope = yield* Effect.scope
     yield* Effect.addFinalizer(() => router.retire(execution))
-    const members = peers.length
+    const memberOf = (instance: number) => instance % peers.length
     return {
-      hosts: (_vertex, instance) => memberOf(instance, members) === member,
+      hosts: (_vertex, instance) => memberOf(instance) === member,
       outlet: (edge, from, to): Outlet<Item> => {
         let link: Link.Link | undefined
         const open = Effect.gen(function*() {
-          const [host, port] = peers[memberOf(to, members)]!
+          const [host, port] = peers[memberOf(to)]!
           const opened = yield* Scope.provide(Link.connect({ host, port, secret }), scope)
           yield* opened.send([execution, edge, from, to])
           link = opened
@@ -119,6 +108,7 @@ export const make = (options: PlacementOptions): Effect.Effect<Placement, never,
           }
         }),
       snapshots: options.snapshots,
-      restored: options.restored
+      restored: options.restored,
+      started: options.started
     }
   })

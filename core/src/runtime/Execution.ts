@@ -37,6 +37,8 @@ export interface Placement {
   readonly outlet: (edge: number, from: number, to: number) => Outlet<Item>
   /** Fills `channel` with what the producer of (edge, from, to), elsewhere, sends, up to its Done. */
   readonly inlet: (edge: number, from: number, to: number, channel: Channel<Item>) => Effect.Effect<void, unknown>
+  /** Told, as the execution starts, how many tasklets run here (what the coordinator waits to hear from). */
+  readonly started?: ((tasklets: number) => void) | undefined
   /** With a processing guarantee: this member's side of the job coordinator, which runs elsewhere. */
   readonly snapshots?: Snapshots | undefined
   /** The snapshot the whole job restarts from. */
@@ -201,7 +203,10 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
   const all = dag.vertices.flatMap((v) =>
     Array.from({ length: v.parallelism }, (_, i) => (hosted(v.id, i) ? [instance(v.id, i)] : [])).flat()
   )
-  const tasklets = Effect.forEach([...all, ...inlets], (t) => t, { concurrency: "unbounded", discard: true })
+  const tasklets = Effect.andThen(
+    Effect.sync(() => placement?.started?.(all.length)),
+    Effect.forEach([...all, ...inlets], (t) => t, { concurrency: "unbounded", discard: true })
+  )
   const { coordinator, snapshotInterval } = options
   const run = coordinator
     ? Effect.andThen(
