@@ -225,6 +225,27 @@ describe("directory sink", () => {
     expect(linesOf(path.join(dir, "part-00001")).length).toBeGreaterThan(0)
   })
 
+  it("after a rescale to fewer instances, commits the transactions of instances gone up to the restored snapshot and drops later ones", async () => {
+    const dir = tempDir()
+    const sink = Sinks.directory<string>(dir)
+    const use = (ctx: Sink.SinkContext, body: (writer: Sink.SinkWriter<string>) => Effect.Effect<void, unknown>) =>
+      Effect.runPromise(Effect.scoped(Effect.flatMap(sink.open(ctx), body)).pipe(Effect.provide(NodeFileSystem.layer)) as Effect.Effect<void, unknown>)
+    // Instance 2 of 3 prepares snapshots 5 and 6, then its member dies before any commit.
+    await use({ instance: 2, instances: 3 }, (w) =>
+      Effect.gen(function*() {
+        yield* w.write(["covered by 5"])
+        yield* w.prepare!(5)
+        yield* w.write(["after 5"])
+        yield* w.prepare!(6)
+      }))
+    // The job restarts from snapshot 5 with 2 instances: instance 0 answers for part 2 (2 mod 2).
+    await use({ instance: 1, instances: 2, restoredSnapshot: 5 }, () => Effect.void)
+    expect(fs.readdirSync(dir).filter((f) => !f.startsWith(".")).sort()).toEqual([])
+    await use({ instance: 0, instances: 2, restoredSnapshot: 5 }, () => Effect.void)
+    expect(fs.readdirSync(dir).sort()).toEqual(["part-00002-000000000005"])
+    expect(linesOf(path.join(dir, "part-00002-000000000005"))).toEqual(["covered by 5"])
+  })
+
   it("shows only a hidden temp file while running and removes it when the job fails", async () => {
     const dir = tempDir()
     let seenWhileRunning: Array<string> = []

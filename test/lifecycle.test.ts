@@ -55,6 +55,18 @@ describe("job lifecycle", () => {
     expectExact(out.items)
   })
 
+  it("suspend stops the sources at its snapshot: even with at-least-once and a plain sink, resume repeats nothing", async () => {
+    const out = Sinks.collect<string>()
+    await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const job = yield* Tributary.submit(counting(out), { ...options(SnapshotStore.memory(), "suspend-alo"), processingGuarantee: "at-least-once" })
+      while (out.items.length < 300) yield* Effect.sleep(5)
+      yield* job.suspend
+      yield* job.resume
+      yield* job.join
+    })))
+    expectExact(out.items)
+  })
+
   it("restart continues from the last snapshot without loss or duplicates", async () => {
     const out = Sinks.collect<string>({ transactional: true })
     await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
