@@ -1,11 +1,14 @@
 /**
  * Runs every ```ts example block of docs/*.md and compares what it prints with
  * the ```text block that follows it, so the documentation cannot drift from
- * the code.
+ * the code. A ```ts example process block runs as a script of its own (it
+ * starts copies of itself).
  */
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterEach, describe, expect, it, vi } from "vitest"
+import { runtimeArgs } from "./cluster-helpers.ts"
 
 const root = path.resolve(import.meta.dirname, "..")
 const docsDir = path.join(root, "docs")
@@ -16,6 +19,7 @@ interface Example {
   readonly line: number
   readonly code: string
   readonly output: string | undefined
+  readonly process: boolean
 }
 
 const examplesOf = (file: string): Array<Example> => {
@@ -25,11 +29,18 @@ const examplesOf = (file: string): Array<Example> => {
     body: m[2]!,
     line: text.slice(0, m.index).split("\n").length
   }))
-  return blocks.flatMap((b, i) =>
-    b.info === "ts" && /^```ts example/m.test(text.split("\n")[b.line - 1]!)
-      ? [{ file, line: b.line, code: b.body, output: blocks[i + 1]?.info === "text" ? blocks[i + 1]!.body.trimEnd() : undefined }]
+  return blocks.flatMap((b, i) => {
+    const opening = text.split("\n")[b.line - 1]!
+    return b.info === "ts" && /^```ts example/.test(opening)
+      ? [{
+        file,
+        line: b.line,
+        code: b.body,
+        output: blocks[i + 1]?.info === "text" ? blocks[i + 1]!.body.trimEnd() : undefined,
+        process: /^```ts example process/.test(opening)
+      }]
       : []
-  )
+  })
 }
 
 const docs = fs.readdirSync(docsDir).filter((f) => f.endsWith(".md"))
@@ -48,6 +59,10 @@ describe("docs examples", () => {
     fs.mkdirSync(outDir, { recursive: true })
     const target = path.join(outDir, `${example.file.replace(/\W/g, "_")}_${example.line}.ts`)
     fs.writeFileSync(target, example.code)
+    if (example.process) {
+      const printed = execFileSync(process.execPath, [...runtimeArgs, target], { cwd: root, encoding: "utf8" })
+      return expect(printed.trimEnd()).toBe(example.output)
+    }
     const printed: Array<string> = []
     vi.spyOn(console, "log").mockImplementation((...args: Array<unknown>) => {
       printed.push(args.map(String).join(" "))

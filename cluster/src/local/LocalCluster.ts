@@ -35,10 +35,18 @@ const memberScript = decodeURIComponent(new URL(import.meta.url.endsWith(".ts") 
 
 const randomSecret = () => Array.from(crypto.getRandomValues(new Uint8Array(24)), (b) => b.toString(16).padStart(2, "0")).join("")
 
+/** Starts member `index` (knowing the cluster secret): a process, or anything that talks like one. */
+export type Launch<R> = (index: number, secret: string) => Effect.Effect<Process.Child, Process.ProcessError, Scope.Scope | R>
+
 /** Starts the members and the job on them; the job is cancelled and its members stopped when the scope closes. */
 export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, Process.ProcessError, Scope.Scope> =>
+  startWith(options, (index, secret) => Process.spawn(`member ${index}`, memberScript, [String(index)], { TRIBUTARY_SECRET: secret }))
+
+/** `start`, with members launched by `launch`. */
+export const startWith = <R>(options: LocalClusterOptions, launch: Launch<R>): Effect.Effect<ClusterJob, Process.ProcessError, Scope.Scope | R> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
+    const context = yield* Effect.context<R>()
     const secret = randomSecret()
     const guarantee = options.processingGuarantee === "none" ? undefined : options.processingGuarantee
     const perMember = options.parallelism ?? 1
@@ -48,7 +56,7 @@ export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, P
     /** Starts member `index` and waits until it listens; its messages and its end become events. */
     const spawn = (index: number) =>
       Effect.gen(function*() {
-        const child = yield* Process.spawn(`member ${index}`, memberScript, [String(index)], { TRIBUTARY_SECRET: secret })
+        const child = yield* Effect.provideContext(launch(index, secret), context)
         const hello = (yield* child.message) as FromMember
         if (hello._tag !== "Listening") return yield* new Process.ProcessError({ process: `member ${index}`, reason: `said ${hello._tag} first` })
         const member: JobCoordinator.Member = { index, host: hello.host, port: hello.port, pid: child.pid, send: child.send, state: "up" }

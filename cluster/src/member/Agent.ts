@@ -14,13 +14,15 @@ import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import { MemberSnapshots } from "./MemberSnapshots.ts"
 import * as Placement from "./Placement.ts"
 
-export interface AgentOptions {
+export interface AgentOptions<R> {
   /** The next message from the coordinator; failing ends the agent (and its execution). */
   readonly receive: Effect.Effect<ToMember, unknown>
   readonly tell: (message: FromMember) => void
   /** The links this member accepts from its peers. */
   readonly listener: Link.Listener
   readonly secret: string
+  /** The pipeline a Deploy names (default: the export of that name of that module). */
+  readonly resolve?: ((module: string, exportName: string) => Effect.Effect<Pipeline.Pipeline<R>, unknown>) | undefined
 }
 
 const pipelines = new Map<string, Pipeline.Pipeline<never>>()
@@ -36,7 +38,7 @@ const importPipeline = (module: string, exportName: string) =>
   })
 
 /** Serves the coordinator until it says Exit (succeeds) or its messages fail (fails with that). */
-export const serve = (options: AgentOptions): Effect.Effect<void, unknown, Scope.Scope> =>
+export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, unknown, Scope.Scope | R> =>
   Effect.gen(function*() {
     const { tell, secret } = options
     const router = yield* Placement.router(options.listener)
@@ -45,7 +47,7 @@ export const serve = (options: AgentOptions): Effect.Effect<void, unknown, Scope
     const deploy = (d: Extract<ToMember, { _tag: "Deploy" }>) =>
       Effect.gen(function*() {
         const { execution } = d
-        const imported = yield* Effect.result(importPipeline(d.module, d.export))
+        const imported = yield* Effect.result((options.resolve ?? importPipeline)(d.module, d.export))
         if (imported._tag === "Failure") return tell({ _tag: "Failed", execution, reason: String(imported.failure) })
         const pipeline = imported.success
         const snapshots = d.guarantee ? new MemberSnapshots(execution, d.guarantee, d.restored?.id ?? 0, tell) : undefined

@@ -39,28 +39,43 @@ export interface Child {
 /** How this runtime runs a TypeScript module with the workspace's "source" condition. */
 const runtimeArgs = (): ReadonlyArray<string> => ("Deno" in globalThis ? ["run", "-A", "--conditions=source"] : ["--conditions=source"])
 
+/** How this runtime ran this process's own script (Deno does not report its flags). */
+export const ownRuntimeArgs = (): ReadonlyArray<string> => ("Deno" in globalThis ? runtimeArgs() : process.execArgv)
+
+export interface SpawnOptions {
+  /** The runtime's arguments before the script (default: run TypeScript with the "source" condition). */
+  readonly runtimeArgs?: ReadonlyArray<string> | undefined
+  /** Pass what the child prints (other than messages) on to this process's stdout and stderr. */
+  readonly forwardOutput?: boolean | undefined
+}
+
 /** Runs `script` with this process's runtime; the child is killed when the scope closes. */
 export const spawn = (
   name: string,
   script: string,
   args: ReadonlyArray<string>,
-  env: Record<string, string>
+  env: Record<string, string>,
+  options: SpawnOptions = {}
 ): Effect.Effect<Child, never, Scope.Scope> =>
   Effect.gen(function*() {
     const messages = yield* Queue.unbounded<Record<string, unknown>, ProcessError>()
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        spawnChild(process.execPath, [...runtimeArgs(), script, ...args], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] })
+        spawnChild(process.execPath, [...(options.runtimeArgs ?? runtimeArgs()), script, ...args], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] })
       ),
       (child) => Effect.sync(() => void (child.exitCode === null && child.signalCode === null && child.kill("SIGKILL")))
     )
     // Writing to a child that just died fails with EPIPE: its exit is what reports that.
     child.stdin!.on("error", () => {})
     let stderr = ""
-    child.stderr!.on("data", (data) => (stderr = (stderr + String(data)).slice(-4000)))
+    child.stderr!.on("data", (data) => {
+      stderr = (stderr + String(data)).slice(-4000)
+      if (options.forwardOutput) process.stderr.write(data)
+    })
     createInterface({ input: child.stdout! }).on("line", (line) => {
       const message = decode(line)
       if (message) Queue.offerUnsafe(messages, message)
+      else if (options.forwardOutput) process.stdout.write(`${line}\n`)
     })
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
       child.on("exit", (code, signal) => resolve({ code, signal }))

@@ -80,6 +80,7 @@ export const collect = <A>(options?: CollectOptions): CollectSink<A> => {
   return Object.assign(
     Sink.make<A>({
       name: options?.name ?? "collect",
+      inProcess: true,
       open: ({ instance, restoredSnapshot }) =>
         Effect.sync((): Sink.SinkWriter<A> => {
           if (!options?.transactional) {

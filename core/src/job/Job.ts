@@ -139,7 +139,8 @@ export const submit = <R>(
         const dag = plan(pipeline, {
           parallelism: positive("parallelism", options.parallelism, 1),
           sourceParallelism: options.sourceParallelism === undefined ? undefined : positive("sourceParallelism", options.sourceParallelism, 1),
-          partitionCount: positive("partitionCount", options.partitionCount, DEFAULT_PARTITION_COUNT)
+          partitionCount: positive("partitionCount", options.partitionCount, DEFAULT_PARTITION_COUNT),
+          spread: options.placement !== undefined
         })
         return {
           dag,

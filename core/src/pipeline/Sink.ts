@@ -36,6 +36,12 @@ export interface Sink<in A, out R = never> {
   readonly [SinkTypeId]: { readonly _R: (_: never) => R }
   readonly name: string
   readonly maxParallelism?: number | undefined
+  /**
+   * The sink keeps what it receives in the memory of the process that built
+   * the pipeline (a collect sink): a job spread over processes runs it as one
+   * instance, on the member in that process.
+   */
+  readonly inProcess?: boolean | undefined
   /** Runs in the tasklet's scope; its requirements are the `R` above (plus `Scope`). */
   readonly open: (ctx: SinkContext) => Effect.Effect<SinkWriter<A>, unknown, unknown>
 }
@@ -44,6 +50,7 @@ export interface Sink<in A, out R = never> {
 export const make = <A, R = never>(def: {
   readonly name: string
   readonly maxParallelism?: number | undefined
+  readonly inProcess?: boolean | undefined
   readonly open: (ctx: SinkContext) => Effect.Effect<SinkWriter<A>, unknown, R>
 }): Sink<A, Exclude<R, Scope.Scope>> => ({ [SinkTypeId]: variance, ...def })
 

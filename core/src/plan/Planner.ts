@@ -31,6 +31,8 @@ export interface PlanOptions {
   /** Instances of each source vertex (default `parallelism`), capped by the source's `maxParallelism`. */
   readonly sourceParallelism?: number | undefined
   readonly partitionCount: number
+  /** The job's instances are spread over processes (see `Sink.inProcess`). */
+  readonly spread?: boolean | undefined
 }
 
 interface Builder extends Vertex {
@@ -362,7 +364,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         return w
       }
       case "sink": {
-        const max = node.sink.maxParallelism ?? parallelism
+        const max = node.sink.inProcess && options.spread ? 1 : node.sink.maxParallelism ?? parallelism
         const v = fuseBare(node.input)
         if (v.parallelism <= max) {
           v.sink = node.sink
