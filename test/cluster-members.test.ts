@@ -31,6 +31,8 @@ const freePort = () =>
 
 interface Started {
   readonly child: ChildProcess
+  /** Its runner's port (effect/cluster's traffic). */
+  readonly port: number
   log: string
 }
 const started: Array<Started> = []
@@ -63,7 +65,7 @@ const member = async (cluster: string, out: string): Promise<Started> => {
     env: { ...process.env, TRIBUTARY_SECRET: secret, OUT_DIR: out },
     stdio: ["ignore", "pipe", "pipe"]
   })
-  const s: Started = { child, log: "" }
+  const s: Started = { child, port, log: "" }
   child.stdout!.on("data", (d) => (s.log += String(d)))
   child.stderr!.on("data", (d) => (s.log += String(d)))
   started.push(s)
@@ -196,7 +198,7 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expectExactOutput(path.join(out, "second"))
   })
 
-  it("refuses a client or member without the cluster secret: nothing is submitted, no one joins", async () => {
+  it("refuses a client, member or runner connection without the cluster secret: nothing is submitted, no one joins", async () => {
     const cluster = newCluster("auth")
     const m = await member(cluster, os.tmpdir())
     await until("the member to join a coordinator", () => /joined the coordinator/.test(m.log))
@@ -208,6 +210,17 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     const address = m.log.match(/coordinator \(epoch \d+\) listens on ([\d.]+):(\d+)/)!
     const join = await run(Effect.flip(Effect.scoped(Link.connect({ host: address[1], port: Number(address[2]), secret: "a wrong secret" }))))
     expect(join._tag).toBe("LinkAuthError")
-    await until("the refusal to be logged", () => /refused/i.test(m.log))
+    await until("the refusal to be logged", () => /link: refused/i.test(m.log))
+    // The engine's runner port proves the secret too: a wrong one is refused, and so is a peer that skips the handshake.
+    const runner = await run(Effect.flip(Effect.scoped(Link.connect({ host: "127.0.0.1", port: m.port, secret: "a wrong secret" }))))
+    expect(runner._tag).toBe("LinkAuthError")
+    const closed = await new Promise<boolean>((resolve) => {
+      const socket = net.connect(m.port, "127.0.0.1", () => socket.write(Buffer.from("an rpc request without the handshake, long enough to be a frame".repeat(10))))
+      socket.on("close", () => resolve(true))
+      socket.on("error", () => {})
+      socket.resume()
+    })
+    expect(closed).toBe(true)
+    await until("both refusals to be logged", () => (m.log.match(/runner: refused a connection/g) ?? []).length >= 2)
   })
 })

@@ -129,6 +129,15 @@ export class FrameDecoder {
     return { type: bytes[4]!, body: bytes.subarray(HEADER), size: bytes.length }
   }
 
+  /** Takes every byte received but not yet framed (what follows the handshake, for another protocol). */
+  rest(): Array<Uint8Array> {
+    const rest = this.chunks.map((chunk, i) => (i === 0 ? chunk.subarray(this.offset) : chunk)).filter((c) => c.length > 0)
+    this.chunks.length = 0
+    this.offset = 0
+    this.buffered = 0
+    return rest
+  }
+
   private peekLength(): number {
     const first = this.chunks[0]!
     if (first.length - this.offset >= 4) return readU32(first, this.offset)

@@ -6,7 +6,7 @@
  * failover are the engine's: the coordinator moves when its runner's shard
  * lock expires, and waits for the runners the engine sees alive.
  */
-import { NodeClusterSocket, NodeCrypto } from "@effect/platform-node"
+import { NodeCrypto } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { PostgresSnapshotStore } from "@tributary/postgres"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Redacted, Schedule } from "effect"
@@ -16,6 +16,7 @@ import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import * as Registry from "../coordinator/Registry.ts"
 import * as Link from "../link/Link.ts"
 import * as Agent from "../member/Agent.ts"
+import * as RunnerTransport from "./RunnerTransport.ts"
 
 export interface MemberOptions {
   /** The cluster's name: members of one cluster share it (and its PostgreSQL database). */
@@ -91,7 +92,7 @@ export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
     Layer.provide([ShardingConfig.layer(shardingConfig), NodeCrypto.layerDigest]),
     Layer.provideMerge(Pg)
   )
-  const Runner = NodeClusterSocket.layer({ storage: "byo", shardingConfig }).pipe(Layer.provideMerge(Storage))
+  const Runner = RunnerTransport.layer(options.secret, shardingConfig).pipe(Layer.provideMerge(Storage))
   const Coordinator = (linkPort: number) => Singleton.make(
     `tributary-coordinator/${options.cluster}`,
     Effect.scoped(Effect.gen(function*() {
