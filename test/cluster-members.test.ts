@@ -206,11 +206,11 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expect(error._tag).toBe("LinkAuthError")
     const status = await run(Effect.flip(Client.awaitJob({ cluster, postgres, name: "intruder" })))
     expect(status.message).toMatch(/no such job/)
-    // Joining is connecting to the same coordinator: refused the same way, and logged there.
+    // Joining is connecting to the same control plane: refused the same way, and logged there.
     const address = m.log.match(/coordinator \(epoch \d+\) listens on ([\d.]+):(\d+)/)!
     const join = await run(Effect.flip(Effect.scoped(Link.connect({ host: address[1], port: Number(address[2]), secret: "a wrong secret" }))))
     expect(join._tag).toBe("LinkAuthError")
-    await until("the refusal to be logged", () => /link: refused/i.test(m.log))
+    await until("the refusal to be logged", () => /coordinator: refused a connection/.test(m.log))
     // The engine's runner port proves the secret too: a wrong one is refused, and so is a peer that skips the handshake.
     const runner = await run(Effect.flip(Effect.scoped(Link.connect({ host: "127.0.0.1", port: m.port, secret: "a wrong secret" }))))
     expect(runner._tag).toBe("LinkAuthError")

@@ -1,15 +1,14 @@
 /**
  * Submitting a job to a running cluster: the client finds the coordinator in
- * the registry, proves the cluster secret on a link and hands it the module
+ * the registry, proves the cluster secret and hands it (`Control.ts`) the module
  * that exports the pipeline (the members import it: it must be reachable at
  * that path or URL on each of them). The job's status lives in the registry.
  */
 import { PgClient } from "@effect/sql-pg"
 import { Data, Duration, Effect, Redacted, Schedule } from "effect"
-import type { Hello, SubmitReply } from "../coordinator/ClusterCoordinator.ts"
+import * as Control from "../coordinator/Control.ts"
 import type { JobSettings } from "../coordinator/JobCoordinator.ts"
 import * as Registry from "../coordinator/Registry.ts"
-import * as Link from "../link/Link.ts"
 
 export interface ClusterAddress {
   readonly cluster: string
@@ -41,9 +40,8 @@ export const submit = (options: SubmitOptions) =>
     const address = yield* Registry.coordinator(options.cluster)
     if (!address) return yield* new JobError({ job: options.name ?? options.module, reason: `cluster "${options.cluster}" has no coordinator` })
     const name = options.name ?? `${options.module.split("/").pop()}-${Date.now()}`
-    const link = yield* Link.connect({ host: address.host, port: address.port, secret: options.secret })
-    const hello: Hello = {
-      _tag: "Submit",
+    const control = yield* Control.connect(address.host, address.port, options.secret)
+    const reply = yield* control.submit({
       name,
       module: options.module,
       export: options.export ?? "pipeline",
@@ -54,9 +52,7 @@ export const submit = (options: SubmitOptions) =>
         scaleUpDelayMs: Duration.toMillis(options.scaleUpDelay ?? "10 seconds"),
         maxRestarts: options.maxRestarts ?? 10
       }
-    }
-    yield* link.send([hello])
-    const reply = ((yield* link.receive) as [SubmitReply])[0]
+    })
     if (reply._tag === "Rejected") return yield* new JobError({ job: name, reason: reply.reason })
     return name
   })).pipe(withRegistry(options.postgres))

@@ -1,32 +1,25 @@
 /**
  * The coordinator of a cluster, run as an effect/cluster singleton: exactly
  * one member runs it, and when that member dies the engine starts it on
- * another (after the dead runner's shard lock expires). It listens for
- * members and clients on an authenticated link, publishes where in the
- * registry, and runs each submitted job with a `JobCoordinator` of its own,
+ * another (after the dead runner's shard lock expires). It serves members and
+ * clients on the control plane (`Control.ts`: effect/rpc behind the cluster
+ * secret), publishes where in the registry, and runs each submitted job with a
+ * `JobCoordinator` of its own,
  * side by side on the same members. A coordinator that takes over finds the
  * running jobs in the registry and resumes them from their last snapshots on
  * the members that reconnect to it.
  */
 import type { SnapshotStore } from "@tributary/core"
-import { Cause, Deferred, Effect, Exit, Queue, Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Queue, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
-import * as Link from "../link/Link.ts"
+import * as Control from "./Control.ts"
 import * as JobCoordinator from "./JobCoordinator.ts"
 import type { FromMember } from "./Protocol.ts"
 import * as Registry from "./Registry.ts"
 
-/** The first message on a link to the coordinator: a member joins, or a client submits a job. */
-export type Hello =
-  | { readonly _tag: "Join"; readonly host: string; readonly port: number }
-  | { readonly _tag: "Submit"; readonly name: string; readonly module: string; readonly export: string; readonly options: Registry.JobOptions }
-
-/** The coordinator's answer to a Submit. */
-export type SubmitReply = { readonly _tag: "Accepted" } | { readonly _tag: "Rejected"; readonly reason: string }
-
 export interface ClusterCoordinatorOptions {
   readonly cluster: string
-  /** The interface its link listens on. */
+  /** The interface its control plane listens on. */
   readonly host: string
   readonly secret: string
   readonly store: SnapshotStore.SnapshotStore
@@ -42,10 +35,8 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
     const { cluster, host, secret, store } = options
     const sql = yield* SqlClient.SqlClient
     const scope = yield* Effect.scope
-    const listener = yield* Link.listen({ host, secret })
-    const published = yield* Registry.publishCoordinator(cluster, host, listener.port)
-    yield* Effect.logInfo(`cluster "${cluster}": coordinator (epoch ${published.epoch}) listens on ${host}:${listener.port}`)
-    let executions = published.executions
+    // Set from the registry when the coordinator publishes itself (before anyone can find it).
+    let executions = 0
     const members: Array<JobCoordinator.Member> = []
     // The running jobs' event queues, and which queue each current execution's messages go to.
     const jobs = new Map<string, Queue.Queue<JobCoordinator.Event>>()
@@ -53,31 +44,37 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
     const toEveryJob = (event: JobCoordinator.Event) => Effect.forEach(jobs.values(), (q) => Queue.offer(q, event), { discard: true })
     let nextIndex = 0
 
-    const join = (link: Link.Link, hello: Extract<Hello, { _tag: "Join" }>) =>
-      Effect.gen(function*() {
-        const member: JobCoordinator.Member = {
-          index: nextIndex++,
-          host: hello.host,
-          port: hello.port,
-          pid: undefined,
-          send: (message) => Effect.ignore(link.send([message])),
-          state: "up"
-        }
-        members.push(member)
-        yield* toEveryJob({ _tag: "Joined", member })
-        yield* Effect.logInfo(`cluster "${cluster}": member ${member.index} joined from ${hello.host}:${hello.port}`)
-        // Until the link fails: its messages go to the job of their execution; its failure means the member is gone.
-        return yield* Effect.forever(Effect.flatMap(link.receive, (item) => {
-          const message = (item as [FromMember])[0]
-          if (message._tag === "Leave") return leave(member)
-          const owner = "execution" in message ? owners.get(message.execution) : undefined
-          return owner ? Queue.offer(owner, { _tag: "Message", member, message }) : Effect.void
-        })).pipe(
-          Effect.catchCause((cause) => {
+    /** A member joins: the stream of its orders lasts as long as it does; its end means the member is gone. */
+    const join = (host: string, port: number): Stream.Stream<Control.ToJoined> =>
+      Stream.callback<Control.ToJoined>((orders) =>
+        Effect.gen(function*() {
+          const member: JobCoordinator.Member = {
+            index: nextIndex++,
+            host,
+            port,
+            pid: undefined,
+            send: (message) => Effect.asVoid(Queue.offer(orders, message)),
+            state: "up"
+          }
+          members.push(member)
+          yield* Queue.offer(orders, { _tag: "Welcome", member: member.index })
+          yield* toEveryJob({ _tag: "Joined", member })
+          yield* Effect.logInfo(`cluster "${cluster}": member ${member.index} joined from ${host}:${port}`)
+          yield* Effect.addFinalizer(() => {
             if (member.state === "up") member.state = "dead"
-            return toEveryJob({ _tag: "Exited", member, reason: `its link to the coordinator failed: ${Cause.pretty(cause).split("\n")[0]}` })
+            return toEveryJob({ _tag: "Exited", member, reason: "its connection to the coordinator ended" })
           })
-        )
+        })
+      )
+
+    /** A member's message goes to the job of its execution. */
+    const tell = (index: number, message: FromMember) =>
+      Effect.suspend(() => {
+        const member = members.find((m) => m.index === index)
+        if (!member) return Effect.void
+        if (message._tag === "Leave") return Effect.asVoid(leave(member))
+        const owner = "execution" in message ? owners.get(message.execution) : undefined
+        return owner ? Effect.asVoid(Queue.offer(owner, { _tag: "Message", member, message })) : Effect.void
       })
 
     /**
@@ -100,28 +97,23 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
         yield* member.send({ _tag: "Exit" })
       }))
 
-    const submit = (link: Link.Link, hello: Extract<Hello, { _tag: "Submit" }>) =>
+    const submit = (submission: Control.Submission): Effect.Effect<Control.SubmitReply> =>
       Effect.gen(function*() {
-        const added = yield* Registry.addJob(cluster, hello)
-        const reply: SubmitReply = added ? { _tag: "Accepted" } : { _tag: "Rejected", reason: `a job named "${hello.name}" exists` }
-        yield* link.send([reply])
+        const added = yield* Registry.addJob(cluster, submission)
         if (added) {
-          const job = yield* Registry.job(cluster, hello.name)
+          const job = yield* Registry.job(cluster, submission.name)
           if (job) yield* startJob(job)
         }
-      })
+        return added ? { _tag: "Accepted" } as const : { _tag: "Rejected", reason: `a job named "${submission.name}" exists` } as const
+      }).pipe(
+        Effect.provideService(SqlClient.SqlClient, sql),
+        Effect.catchCause((cause) => Effect.succeed({ _tag: "Rejected", reason: `the registry failed: ${Cause.pretty(cause)}` } as const))
+      )
 
-    // Each link in a scope of its own, open as long as its member (or its client's submission).
-    const acceptOne = Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const link = yield* Scope.provide(listener.accept, scope)
-      yield* Effect.forkDetach(Effect.gen(function*() {
-        const hello = ((yield* link.receive) as [Hello])[0]
-        if (hello._tag === "Join") yield* join(link, hello)
-        else yield* submit(link, hello)
-      }).pipe(Effect.ignore, Effect.ensuring(Scope.close(scope, Exit.void))))
-    })
-    yield* Effect.forkScoped(Effect.forever(acceptOne))
+    const port = yield* Control.serve({ host, secret, handlers: { join, tell, submit } })
+    const published = yield* Registry.publishCoordinator(cluster, host, port)
+    executions = published.executions
+    yield* Effect.logInfo(`cluster "${cluster}": coordinator (epoch ${published.epoch}) listens on ${host}:${port}`)
 
     /** Waits until every runner the cluster engine sees alive has joined (at most 5 s), and for one at least. */
     const membersReady = Effect.gen(function*() {

@@ -9,9 +9,10 @@
 import { NodeCrypto } from "@effect/platform-node"
 import { PgClient } from "@effect/sql-pg"
 import { PostgresSnapshotStore } from "@tributary/postgres"
-import { Cause, type Duration, Effect, Layer, Option, Queue, Redacted, Schedule } from "effect"
+import { Cause, type Duration, Effect, Layer, Option, Queue, Redacted, Schedule, Stream } from "effect"
 import { RunnerAddress, RunnerStorage, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import * as ClusterCoordinator from "../coordinator/ClusterCoordinator.ts"
+import * as Control from "../coordinator/Control.ts"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import * as Registry from "../coordinator/Registry.ts"
 import * as Link from "../link/Link.ts"
@@ -56,15 +57,23 @@ const agent = (options: MemberOptions, host: string, listener: Link.Listener) =>
       schedule: Schedule.spaced("200 millis")
     })
     return yield* Effect.scoped(Effect.gen(function*() {
-      const link = yield* Link.connect({ host: address!.host, port: address!.port, secret: options.secret })
-      yield* link.send([{ _tag: "Join", host, port: listener.port } satisfies ClusterCoordinator.Hello])
+      const control = yield* Control.connect(address!.host, address!.port, options.secret)
+      const orders = yield* Queue.unbounded<Control.ToJoined, string>()
+      // However the orders end (the coordinator moved, stopped or died: its stream fails, ends or is
+      // interrupted), the agent then fails, and joins the next coordinator.
+      yield* Effect.forkScoped(Stream.runForEach(control.join(host, listener.port), (m) => Queue.offer(orders, m)).pipe(
+        Effect.exit,
+        Effect.andThen(Queue.fail(orders, "the coordinator ended the connection"))
+      ))
+      const welcome = yield* Queue.take(orders)
+      if (welcome._tag !== "Welcome") return yield* Effect.fail(`the coordinator said ${welcome._tag} first`)
       yield* Effect.logInfo(`member: joined the coordinator at ${address!.host}:${address!.port} (epoch ${address!.epoch})`)
-      // One writer keeps the member's messages in order.
+      // One sender keeps the member's messages in order.
       const outbox = yield* Queue.unbounded<FromMember>()
-      yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(outbox), (m) => link.send([m]))))
+      yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(outbox), (m) => control.tell(welcome.member, m))))
       if (options.leave) yield* Effect.forkScoped(Effect.andThen(options.leave, Queue.offer(outbox, { _tag: "Leave" })))
       yield* Agent.serve({
-        receive: Effect.map(link.receive, (item) => (item as [ToMember])[0]),
+        receive: Queue.take(orders) as Effect.Effect<ToMember, unknown>,
         tell: (message) => void Queue.offerUnsafe(outbox, message),
         listener,
         secret: options.secret

@@ -7,67 +7,12 @@
  * ends guarded.
  */
 import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
-import { Cause, Effect, Latch, Layer, Option } from "effect"
+import { Cause, Effect, Layer, Option } from "effect"
 import { RunnerHealth, Runners, ShardingConfig, SocketRunner } from "effect/cluster"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket, SocketServer } from "effect/socket"
 import * as Auth from "../link/Auth.ts"
-import { LinkAuthError } from "../link/Errors.ts"
-import { FrameDecoder } from "../link/Frame.ts"
-
-const HANDSHAKE_MS = 5000
-
-/**
- * `socket`, opened only after the handshake: each connection its reader opens
- * is authenticated first, and writes wait until it is.
- */
-const guard = (socket: Socket.Socket, role: "connector" | "listener", key: Auth.SecretKey): Socket.Socket => {
-  const authenticated = Latch.makeUnsafe(false)
-  return Socket.make({
-    reader: Effect.gen(function*() {
-      const writer = yield* socket.writer
-      const pull = yield* Socket.readerBytes(socket)
-      const wire = { pull, write: writer.writeAll, destroy: Effect.ignore(writer.write(new Socket.CloseEvent(1000))), decoder: new FrameDecoder(Auth.HANDSHAKE_MAX_FRAME) }
-      yield* (role === "connector" ? Auth.connector(wire, key, 0, HANDSHAKE_MS) : Auth.listener(wire, key, 0, HANDSHAKE_MS)).pipe(
-        Effect.tapError((error) =>
-          Effect.andThen(
-            Effect.logWarning(`runner: ${role === "listener" ? "refused a connection" : "could not connect"}: ${error.message}`),
-            role === "listener" ? Effect.andThen(Auth.reject(wire, "authentication failed"), wire.destroy) : wire.destroy
-          )
-        ),
-        Effect.mapError((error) =>
-          new Socket.SocketError({
-            reason: new Socket.SocketOpenError({ kind: "Unknown", cause: error._tag === "LinkAuthError" ? error : new LinkAuthError({ reason: error.message }) })
-          })
-        )
-      )
-      // Bytes that came with the last handshake frame are the RPC protocol's first.
-      const rest = wire.decoder.rest()
-      authenticated.openUnsafe()
-      yield* Effect.addFinalizer(() => Effect.sync(() => authenticated.closeUnsafe()))
-      const [first, ...others] = rest
-      let pending = first === undefined ? undefined : [first, ...others] as const
-      return {
-        pull: Effect.suspend(() => {
-          if (pending === undefined) return pull
-          const chunks = pending
-          pending = undefined
-          return Effect.succeed(chunks)
-        }),
-        upgrade: () => Effect.fail(new Socket.SocketError({ reason: new Socket.SocketUpgradeError({ cause: new Error("not supported on a guarded socket") }) }))
-      }
-    }),
-    writer: Effect.map(socket.writer, (writer): Socket.Writer => ({
-      // Closing never waits: a connection that failed its handshake must still close.
-      write: (chunk) => Socket.isCloseEvent(chunk) ? writer.write(chunk) : authenticated.whenOpen(writer.write(chunk)),
-      writeAll: (chunks) => authenticated.whenOpen(writer.writeAll(chunks))
-    }))
-  })
-}
-
-/** The guard's failure: the peer did not prove the secret (an accepted socket cannot fail to open otherwise). */
-const isRefusal = (error: unknown): boolean =>
-  Socket.isSocketError(error) && error.reason._tag === "SocketOpenError" && error.reason.cause instanceof LinkAuthError
+import { guard, isRefusal } from "../link/Guard.ts"
 
 /** Connections to other runners, each proving the secret before its first request. */
 const clientProtocol = (key: Auth.SecretKey) =>
@@ -79,7 +24,7 @@ const clientProtocol = (key: Auth.SecretKey) =>
         Effect.gen(function*() {
           const socket = yield* NodeSocket.makeNet({ openTimeout: 1000, timeout: 5500, host: address.host, port: address.port })
           return yield* RpcClient.makeProtocolSocket().pipe(
-            Effect.provideService(Socket.Socket, guard(socket, "connector", key)),
+            Effect.provideService(Socket.Socket, guard(socket, "connector", key, "runner")),
             Effect.provideService(RpcSerialization.RpcSerialization, serialization)
           )
         }).pipe(Effect.orDie)
@@ -95,7 +40,7 @@ const socketServer = (key: Auth.SecretKey, listen: { readonly host: string; read
       // A refused connection is logged once, by the guard, and ends there.
       run: (handler) =>
         server.run((socket) =>
-          Effect.catchCause(handler(guard(socket, "listener", key)), (cause) => isRefusal(Cause.squash(cause)) ? Effect.void : Effect.failCause(cause))
+          Effect.catchCause(handler(guard(socket, "listener", key, "runner")), (cause) => isRefusal(Cause.squash(cause)) ? Effect.void : Effect.failCause(cause))
         )
     })
   })).pipe(Layer.provide(NodeSocketServer.layer(listen)))

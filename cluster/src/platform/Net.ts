@@ -16,6 +16,7 @@ export const connect = (host: string, port: number, openTimeoutMs: number): Effe
 export interface Server {
   /** The bound port (the one chosen by the system when 0 was asked). */
   readonly port: number
+  readonly address: SocketServer.SocketServer["Service"]["address"]
   /** Handles each connection in its own fiber (with the peer's address, for logs); runs until interrupted. */
   readonly run: <R>(
     handler: (socket: Socket.Socket, peer: string) => Effect.Effect<void, never, R>
@@ -26,6 +27,7 @@ export interface Server {
 export const listen = (host: string, port: number): Effect.Effect<Server, SocketServer.SocketServerError, Scope.Scope> =>
   Effect.map(NodeSocketServer.make({ host, port, noDelay: true }), (server) => ({
     port: server.address._tag === "UnixPathAddress" ? 0 : server.address.port,
+    address: server.address,
     run: (handler) =>
       server.run((socket) =>
         Effect.flatMap(Effect.serviceOption(NodeSocket.NetSocket), (conn) =>
