@@ -17,7 +17,7 @@ import { Socket, SocketServer } from "effect/socket"
 import { Packr } from "msgpackr"
 import * as Auth from "../link/Auth.ts"
 import { type LinkAuthError, LinkConnectError, type LinkProtocolError } from "../link/Errors.ts"
-import { guard, isRefusal } from "../link/Guard.ts"
+import { guard, guardedHandler } from "../link/Guard.ts"
 import * as Wire from "../link/Wire.ts"
 import * as Net from "../platform/Net.ts"
 import type { FromMember, ToMember } from "./Protocol.ts"
@@ -68,9 +68,10 @@ export const serve = (options: { readonly host: string; readonly secret: string;
       address: server.address,
       run: (handler) =>
         server.run((socket, peer) =>
-          Effect.catchCause(Effect.asVoid(handler(guard(socket, "listener", key, "coordinator", peer))), (cause) =>
-            // A refusal is logged by the guard; anything else ended the connection too.
-            isRefusal(Cause.squash(cause)) ? Effect.void : Effect.logDebug(`coordinator: connection from ${peer} ended: ${Cause.pretty(cause)}`))
+          Effect.catchCause(
+            guardedHandler(handler, key, "coordinator", peer)(socket),
+            (cause) => Effect.logDebug(`coordinator: connection from ${peer} ended: ${Cause.pretty(cause)}`)
+          )
         )
     })
     const Handlers = ControlRpcs.toLayer({

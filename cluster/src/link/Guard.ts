@@ -5,7 +5,7 @@
  * cluster secret first (or checks the peer's proof); writes wait until it has,
  * and the bytes after the handshake are the protocol's first.
  */
-import { Effect, Latch } from "effect"
+import { Cause, Effect, Latch } from "effect"
 import { Socket } from "effect/socket"
 import * as Auth from "./Auth.ts"
 import { LinkAuthError } from "./Errors.ts"
@@ -58,5 +58,15 @@ export const guard = (socket: Socket.Socket, role: "connector" | "listener", key
 }
 
 /** The guard's failure: the peer did not prove the secret (an accepted socket cannot fail to open otherwise). */
-export const isRefusal = (error: unknown): boolean =>
+const isRefusal = (error: unknown): boolean =>
   Socket.isSocketError(error) && error.reason._tag === "SocketOpenError" && error.reason.cause instanceof LinkAuthError
+
+/** A server's `handler` for an accepted socket, behind the guard: a refused peer (logged by the guard) just ends there. */
+export const guardedHandler = <A, E, R>(
+  handler: (socket: Socket.Socket) => Effect.Effect<A, E, R>,
+  key: Auth.SecretKey,
+  label: string,
+  peer?: string
+) =>
+(socket: Socket.Socket): Effect.Effect<A | void, E, R> =>
+  Effect.catchCause(handler(guard(socket, "listener", key, label, peer)), (cause) => isRefusal(Cause.squash(cause)) ? Effect.void : Effect.failCause(cause))

@@ -80,7 +80,7 @@ const agent = (options: MemberOptions, host: string, listener: Link.Listener) =>
       })
     }))
   }).pipe(
-    // The coordinator moved or is moving: the execution stopped with the link; join the next one.
+    // The coordinator moved or is moving: the execution stopped with the connection; join the next one.
     Effect.tapCause((cause) => Effect.logDebug(`member: no coordinator (${Cause.pretty(cause).split("\n")[0]}); joining the next`)),
     Effect.retry(Schedule.spaced("200 millis"))
   )

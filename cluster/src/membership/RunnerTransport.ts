@@ -1,18 +1,18 @@
 /**
  * effect/cluster's runner traffic (shard messages and health pings, effect/rpc
  * over TCP) with the cluster secret checked on every connection: the links'
- * handshake (`link/Auth.ts`) runs first on each socket, and only then do RPC
+ * handshake (`link/Guard.ts`) runs first on each socket, and only then do RPC
  * bytes flow either way. A peer that cannot prove the secret is refused and
  * logged. This is the engine's `NodeClusterSocket` layer with its two socket
  * ends guarded.
  */
 import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
-import { Cause, Effect, Layer, Option } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { RunnerHealth, Runners, ShardingConfig, SocketRunner } from "effect/cluster"
 import { RpcClient, RpcSerialization } from "effect/rpc"
 import { Socket, SocketServer } from "effect/socket"
 import * as Auth from "../link/Auth.ts"
-import { guard, isRefusal } from "../link/Guard.ts"
+import { guard, guardedHandler } from "../link/Guard.ts"
 
 /** Connections to other runners, each proving the secret before its first request. */
 const clientProtocol = (key: Auth.SecretKey) =>
@@ -37,11 +37,7 @@ const socketServer = (key: Auth.SecretKey, listen: { readonly host: string; read
     const server = yield* SocketServer.SocketServer
     return SocketServer.SocketServer.of({
       address: server.address,
-      // A refused connection is logged once, by the guard, and ends there.
-      run: (handler) =>
-        server.run((socket) =>
-          Effect.catchCause(handler(guard(socket, "listener", key, "runner")), (cause) => isRefusal(Cause.squash(cause)) ? Effect.void : Effect.failCause(cause))
-        )
+      run: (handler) => server.run(guardedHandler(handler, key, "runner"))
     })
   })).pipe(Layer.provide(NodeSocketServer.layer(listen)))
 
