@@ -53,4 +53,10 @@ describe("Workers.run", () => {
     }
     expect(results.sort((a, b) => a[0] - b[0])).toEqual(expected)
   })
+
+  it("a process without a script file to copy (a REPL, -e code) gets a typed error saying so", async () => {
+    const { code, stdout, stderr } = await runScript("workers-no-script.ts")
+    expect(code, stderr).toBe(0)
+    expect(stdout.trim()).toBe(`ProcessError: Workers.run: the copies need a script file to run, and this process has none ("[eval]")`)
+  })
 })

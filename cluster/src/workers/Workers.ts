@@ -10,6 +10,7 @@
  */
 import type { Pipeline } from "@tributary/core"
 import { Cause, Effect, Exit, Fiber, Queue, type Scope } from "effect"
+import { existsSync } from "node:fs"
 import type { CoordinatorError, MemberError } from "../coordinator/JobCoordinator.ts"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import * as Link from "../link/Link.ts"
@@ -40,7 +41,11 @@ export const run = <R>(
     const worker = process.env.TRIBUTARY_WORKER
     // In a worker, an earlier call's job ran with workers of its own.
     if (worker !== undefined) return Number(worker.split(":")[0]) === call ? serveParent(resolve) : Effect.void
-    const script = process.argv[1]!
+    // The copies run the script again: there must be one (not a REPL or `-e` code).
+    const script = process.argv[1] ?? ""
+    if ((options.workers ?? navigator.hardwareConcurrency) > 1 && !existsSync(script)) {
+      return Effect.fail(new Process.ProcessError({ process: "Workers.run", reason: `the copies need a script file to run, and this process has none ("${script}")` }))
+    }
     const launch: LocalCluster.Launch<R> = (index, secret) =>
       index === 0
         ? inThisProcess(resolve, secret)
