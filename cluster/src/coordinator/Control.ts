@@ -16,7 +16,7 @@ import { Rpc, RpcClient, type RpcClientError, RpcGroup, RpcSerialization, RpcSer
 import { Socket, SocketServer } from "effect/socket"
 import { Packr } from "msgpackr"
 import * as Auth from "../link/Auth.ts"
-import { type LinkAuthError, LinkConnectError, type LinkProtocolError } from "../link/Errors.ts"
+import type { LinkAuthError, LinkConnectError, LinkProtocolError } from "../link/Errors.ts"
 import { guard, guardedHandler } from "../link/Guard.ts"
 import * as Wire from "../link/Wire.ts"
 import * as Net from "../platform/Net.ts"
@@ -49,8 +49,12 @@ const packr = new Packr({ moreTypes: true })
 const pack = (value: unknown): Uint8Array<ArrayBuffer> => new Uint8Array(packr.pack(value))
 const unpack = <A>(body: Uint8Array): A => packr.unpack(body) as A
 
-// Deploy messages carry whole snapshots: no frame limit.
-const Serialization = RpcSerialization.layerSchemaBinary({ maxFrameSize: "unbounded" })
+// Deploy messages carry whole snapshots: no frame limit. Built fresh rather than taken from the
+// shared layers: in a member those are the runner's own, memoised.
+const serialization = Effect.map(
+  Layer.build(Layer.fresh(RpcSerialization.layerSchemaBinary({ maxFrameSize: "unbounded" }))),
+  Context.get(RpcSerialization.RpcSerialization)
+)
 
 export interface Handlers {
   readonly join: (host: string, port: number) => Stream.Stream<ToJoined>
@@ -79,11 +83,9 @@ export const serve = (options: { readonly host: string; readonly secret: string;
       Tell: ({ member, message }) => handlers.tell(member, unpack(message)),
       Submit: ({ job }) => Effect.map(handlers.submit(unpack(job)), pack)
     })
-    // Built here rather than from the shared layers: in a member those are the runner's own, memoised.
-    const serialization = Context.get(yield* Layer.build(Layer.fresh(Serialization)), RpcSerialization.RpcSerialization)
     const protocol = yield* RpcServer.makeProtocolSocketServer.pipe(
       Effect.provideService(SocketServer.SocketServer, guarded),
-      Effect.provideService(RpcSerialization.RpcSerialization, serialization)
+      Effect.provideService(RpcSerialization.RpcSerialization, yield* serialization)
     )
     yield* Effect.forkScoped(RpcServer.make(ControlRpcs).pipe(Effect.provideService(RpcServer.Protocol, protocol), Effect.provide(Layer.fresh(Handlers))))
     return server.port
@@ -104,13 +106,12 @@ export const connect = (host: string, port: number, secret: string): Effect.Effe
   Effect.gen(function*() {
     const key = yield* Auth.importSecret(secret)
     yield* Effect.scoped(Effect.gen(function*() {
-      const wire = yield* Effect.mapError(Wire.open(yield* Net.connect(host, port, 2000), Auth.HANDSHAKE_MAX_FRAME), (cause) => new LinkConnectError({ host, port, cause: cause.reason }))
+      const wire = yield* Wire.connect(host, port, Auth.HANDSHAKE_MAX_FRAME, 2000)
       yield* Effect.ensuring(Auth.connector(wire, key, 0, 5000), wire.destroy)
     }))
-    const serialization = Context.get(yield* Layer.build(Layer.fresh(Serialization)), RpcSerialization.RpcSerialization)
     const protocol = yield* RpcClient.makeProtocolSocket().pipe(
       Effect.provideService(Socket.Socket, guard(yield* Net.connect(host, port, 2000), "connector", key, "coordinator")),
-      Effect.provideService(RpcSerialization.RpcSerialization, serialization)
+      Effect.provideService(RpcSerialization.RpcSerialization, yield* serialization)
     )
     const client = yield* Effect.provideService(RpcClient.make(ControlRpcs), RpcClient.Protocol, protocol)
     return {

@@ -9,7 +9,7 @@ import { Cause, Effect, Latch } from "effect"
 import { Socket } from "effect/socket"
 import * as Auth from "./Auth.ts"
 import { LinkAuthError } from "./Errors.ts"
-import { FrameDecoder } from "./Frame.ts"
+import * as Wire from "./Wire.ts"
 
 const HANDSHAKE_MS = 5000
 
@@ -18,9 +18,7 @@ export const guard = (socket: Socket.Socket, role: "connector" | "listener", key
   const authenticated = Latch.makeUnsafe(false)
   return Socket.make({
     reader: Effect.gen(function*() {
-      const writer = yield* socket.writer
-      const pull = yield* Socket.readerBytes(socket)
-      const wire = { pull, write: writer.writeAll, destroy: Effect.ignore(writer.write(new Socket.CloseEvent(1000))), decoder: new FrameDecoder(Auth.HANDSHAKE_MAX_FRAME) }
+      const wire = yield* Wire.open(socket, Auth.HANDSHAKE_MAX_FRAME)
       yield* (role === "connector" ? Auth.connector(wire, key, 0, HANDSHAKE_MS) : Auth.listener(wire, key, 0, HANDSHAKE_MS)).pipe(
         Effect.tapError((error) =>
           Effect.andThen(
@@ -41,7 +39,7 @@ export const guard = (socket: Socket.Socket, role: "connector" | "listener", key
       let pending = first === undefined ? undefined : [first, ...others] as const
       return {
         pull: Effect.suspend(() => {
-          if (pending === undefined) return pull
+          if (pending === undefined) return wire.pull
           const chunks = pending
           pending = undefined
           return Effect.succeed(chunks)

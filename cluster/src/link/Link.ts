@@ -279,11 +279,7 @@ export const connect = (
     const { maxFrame, secret, timeoutMs, window } = settings(options)
     const host = options.host ?? "127.0.0.1"
     const key = yield* Auth.importSecret(secret)
-    const socket = yield* Net.connect(host, options.port, timeoutMs)
-    const wire = yield* Effect.mapError(
-      Wire.open(socket, Auth.HANDSHAKE_MAX_FRAME),
-      (cause) => new LinkConnectError({ host, port: options.port, cause: cause.reason })
-    )
+    const wire = yield* Wire.connect(host, options.port, Auth.HANDSHAKE_MAX_FRAME, timeoutMs)
     const peerWindow = yield* Effect.tapError(Auth.connector(wire, key, window, timeoutMs), () => wire.destroy)
     return yield* make(wire, window, peerWindow, maxFrame)
   })

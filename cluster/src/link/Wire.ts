@@ -2,7 +2,8 @@
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { Effect, type Scope } from "effect"
 import { Socket } from "effect/socket"
-import { LinkClosedError, LinkProtocolError } from "./Errors.ts"
+import * as Net from "../platform/Net.ts"
+import { LinkClosedError, LinkConnectError, LinkProtocolError } from "./Errors.ts"
 import { type Frame, FrameDecoder } from "./Frame.ts"
 
 export interface Wire {
@@ -25,6 +26,11 @@ export const open = (socket: Socket.Socket, maxFrame: number): Effect.Effect<Wir
       decoder: new FrameDecoder(maxFrame)
     }
   })
+
+/** Connects to `host:port` and opens the connection as a wire, for the current scope. */
+export const connect = (host: string, port: number, maxFrame: number, timeoutMs: number): Effect.Effect<Wire, LinkConnectError, Scope.Scope> =>
+  Effect.flatMap(Net.connect(host, port, timeoutMs), (socket) =>
+    Effect.mapError(open(socket, maxFrame), (cause) => new LinkConnectError({ host, port, cause: cause.reason })))
 
 /** Maps a socket failure to the link's error. */
 export const closed = (cause: Socket.SocketError): LinkClosedError =>
