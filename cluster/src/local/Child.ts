@@ -7,7 +7,6 @@
 import type { Pipeline } from "@tributary/core"
 import { Cause, Effect, Queue } from "effect"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
-import * as Link from "../link/Link.ts"
 import * as Agent from "../member/Agent.ts"
 import * as Process from "../platform/Process.ts"
 
@@ -18,11 +17,13 @@ export const serveParent = <R = never>(
   resolve?: (module: string, exportName: string) => Effect.Effect<Pipeline.Pipeline<R>, unknown>
 ): Effect.Effect<never, never, R> =>
   Effect.scoped(Effect.gen(function*() {
-    const secret = process.env.TRIBUTARY_SECRET ?? ""
-    const listener = yield* Link.listen({ secret })
     const fromParent = yield* Process.parentMessages()
-    tell({ _tag: "Listening", host: listener.host, port: listener.port })
-    yield* Agent.serve({ receive: Queue.take(fromParent) as Effect.Effect<ToMember, Process.ProcessError>, tell, listener, secret, resolve })
+    yield* Agent.listenAndServe({
+      receive: Queue.take(fromParent) as Effect.Effect<ToMember, Process.ProcessError>,
+      tell,
+      secret: process.env.TRIBUTARY_SECRET ?? "",
+      resolve
+    })
   })).pipe(
     Effect.matchCauseEffect({
       onSuccess: () => Process.exit(0),

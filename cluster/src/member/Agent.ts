@@ -9,7 +9,7 @@
 import type { Pipeline } from "@tributary/core"
 import { Tributary } from "@tributary/core"
 import { Cause, Effect, Fiber, type Scope } from "effect"
-import type * as Link from "../link/Link.ts"
+import * as Link from "../link/Link.ts"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import { MemberSnapshots } from "./MemberSnapshots.ts"
 import * as Placement from "./Placement.ts"
@@ -103,4 +103,12 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
           break
       }
     }
+  })
+
+/** A member of a local cluster: listens for its peers' links (127.0.0.1), tells the coordinator where, then serves it. */
+export const listenAndServe = <R = never>(options: Omit<AgentOptions<R>, "listener">): Effect.Effect<void, unknown, Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const listener = yield* Link.listen({ secret: options.secret })
+    options.tell({ _tag: "Listening", host: listener.host, port: listener.port })
+    return yield* serve({ ...options, listener })
   })

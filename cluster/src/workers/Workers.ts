@@ -13,7 +13,6 @@ import { Cause, Effect, Exit, Fiber, Queue, type Scope } from "effect"
 import { existsSync } from "node:fs"
 import type { CoordinatorError, MemberError } from "../coordinator/JobCoordinator.ts"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
-import * as Link from "../link/Link.ts"
 import { serveParent } from "../local/Child.ts"
 import * as LocalCluster from "../local/LocalCluster.ts"
 import * as Agent from "../member/Agent.ts"
@@ -43,7 +42,8 @@ export const run = <R>(
     if (worker !== undefined) return Number(worker.split(":")[0]) === call ? serveParent(resolve) : Effect.void
     // The copies run the script again: there must be one (not a REPL or `-e` code).
     const script = process.argv[1] ?? ""
-    if ((options.workers ?? navigator.hardwareConcurrency) > 1 && !existsSync(script)) {
+    const workers = options.workers ?? navigator.hardwareConcurrency
+    if (workers > 1 && !existsSync(script)) {
       return Effect.fail(new Process.ProcessError({ process: "Workers.run", reason: `the copies need a script file to run, and this process has none ("${script}")` }))
     }
     const launch: LocalCluster.Launch<R> = (index, secret) =>
@@ -54,7 +54,7 @@ export const run = <R>(
           forwardOutput: true
         })
     return Effect.scoped(Effect.flatMap(
-      LocalCluster.startWith({ ...options, module: script, export: `run #${call}`, members: options.workers }, launch),
+      LocalCluster.startWith({ ...options, module: script, export: `run #${call}`, members: workers }, launch),
       (job) => job.join
     ))
   })
@@ -67,10 +67,8 @@ const inThisProcess = <R>(
   Effect.gen(function*() {
     const toAgent = yield* Queue.unbounded<ToMember>()
     const fromAgent = yield* Queue.unbounded<FromMember, Process.ProcessError>()
-    const listener = yield* Effect.mapError(Link.listen({ secret }), (e) => new Process.ProcessError({ process: "member 0", reason: e.message }))
-    Queue.offerUnsafe(fromAgent, { _tag: "Listening", host: listener.host, port: listener.port })
     const agent = yield* Effect.forkScoped(Effect.scoped(
-      Agent.serve({ receive: Queue.take(toAgent), tell: (m) => Queue.offerUnsafe(fromAgent, m), listener, secret, resolve })
+      Agent.listenAndServe({ receive: Queue.take(toAgent), tell: (m) => Queue.offerUnsafe(fromAgent, m), secret, resolve })
     ).pipe(
       Effect.onExit((exit) =>
         Effect.sync(() =>
