@@ -23,15 +23,13 @@ export class Expiry {
 
   /** Key `key` falls due at `time` (instead of when it did). */
   set(key: unknown, time: number): void {
-    const before = this.dueAt.get(key)
-    this.dueAt.set(key, time)
-    if (before === undefined || this.bucketOf(before) !== this.bucketOf(time)) this.mark(key, time)
+    this.move(key, this.dueAt.get(key), time)
   }
 
   /** Like `set`, but never earlier than the key's current due time. */
   extend(key: unknown, time: number): void {
     const before = this.dueAt.get(key)
-    if (before === undefined || time > before) this.set(key, time)
+    if (before === undefined || time > before) this.move(key, before, time)
   }
 
   delete(key: unknown): void {
@@ -57,6 +55,12 @@ export class Expiry {
     }
     for (const [key, due] of again) this.mark(key, due)
     return expired
+  }
+
+  /** One lookup per record on the hot path: the caller has the key's current due time. */
+  private move(key: unknown, before: number | undefined, time: number): void {
+    this.dueAt.set(key, time)
+    if (before === undefined || this.bucketOf(before) !== this.bucketOf(time)) this.mark(key, time)
   }
 
   private bucketOf(time: number): number {
