@@ -35,3 +35,30 @@ export const expectExactOutput = (out: string) => {
   expect(committedLines(path.join(out, "windows")).sort()).toEqual(expectedWindows())
 }
 
+
+/**
+ * The addresses (`host:port`) process `pid` listens on over TCP, from Linux's
+ * /proc: its socket inodes, looked up among the listening sockets (state 0A).
+ */
+export const listeningAddresses = (pid: number): Array<string> => {
+  const inodes = new Set(
+    fs.readdirSync(`/proc/${pid}/fd`).flatMap((fd) => {
+      try {
+        return [fs.readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/)?.[1]].filter((i) => i !== undefined)
+      } catch {
+        return [] // closed since the listing
+      }
+    })
+  )
+  const hostOf = (hex: string) =>
+    hex.length === 8
+      ? hex.match(/../g)!.reverse().map((b) => parseInt(b, 16)).join(".") // IPv4, little-endian
+      : /^0+$/.test(hex) ? "::" : `[${hex}]` // IPv6: any interface, or some address
+  return ["/proc/net/tcp", "/proc/net/tcp6"].flatMap((table) =>
+    fs.readFileSync(table, "utf8").split("\n").slice(1).map((line) => line.trim().split(/\s+/)).filter((f) => f[3] === "0A" && inodes.has(f[9]!))
+      .map((f) => {
+        const [host, port] = f[1]!.split(":")
+        return `${hostOf(host!)}:${parseInt(port!, 16)}`
+      })
+  )
+}

@@ -14,7 +14,7 @@ import postgresClient from "postgres"
 import { afterEach, describe, expect, it } from "vitest"
 import { Client, Link, Member } from "../cluster/src/index.ts"
 import { Platform } from "../core/src/index.ts"
-import { committedLines, expectEachRecordOnce, expectedWindows, expectExactOutput, runtimeArgs } from "./cluster-helpers.ts"
+import { committedLines, expectEachRecordOnce, expectedWindows, expectExactOutput, listeningAddresses, runtimeArgs } from "./cluster-helpers.ts"
 
 const postgres = process.env.PGURL ?? "postgres://postgres@127.0.0.1:5432/test"
 const cli = path.join(import.meta.dirname, "..", "cluster", "src", "cli.ts")
@@ -134,6 +134,13 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
   it("a member killed with SIGKILL mid-job: the job recovers on the others, each record once, every window exact", async () => {
     const { out } = await threeMembers(async (members) => {
       await new Promise((r) => setTimeout(r, 2000))
+      // Nothing listens beyond 127.0.0.1: each member's runner port and link listener (and the coordinator's control plane).
+      for (const m of members) {
+        const addresses = listeningAddresses(m.child.pid!)
+        expect(addresses).toContain(`127.0.0.1:${m.port}`)
+        expect(addresses.length).toBeGreaterThanOrEqual(2)
+        expect(addresses.filter((a) => !a.startsWith("127.0.0.1:"))).toEqual([])
+      }
       const victim = members.find((m) => m !== coordinatorOf(members))!
       victim.child.kill("SIGKILL")
     })
