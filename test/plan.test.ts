@@ -1,5 +1,7 @@
+import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { Aggregate, Pipeline, Sinks, Sources, Stage } from "../core/src/index.ts"
+import { Aggregate, Pipeline, Sinks, Sources, Stage, Window } from "../core/src/index.ts"
+import type { Operator, Step } from "../core/src/operator/Operator.ts"
 import { plan } from "../core/src/plan/Planner.ts"
 import { partitionOf, stableHash } from "../core/src/plan/partition.ts"
 
@@ -100,6 +102,38 @@ describe("planner", () => {
         options
       )
     ).toThrow(/two stages are named "same"/)
+  })
+})
+
+describe("watermark granularity", () => {
+  const timed = Pipeline.from(Sources.fromIterable([1234])).pipe(Stage.withTimestamps((t) => t, { allowedLag: 0 }))
+  const counted = (window: Window.WindowDefinition) => timed.pipe(Stage.window(window), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect()))
+  /** The watermark the timestamps stage of `pipeline` reports after an event at time 1234. */
+  const watermarkOf = (pipeline: Pipeline.Pipeline<never>) => {
+    const step = plan(pipeline, options).vertices.flatMap((v) => v.steps).find((s) => s.name === "timestamps")!
+    const op = (Effect.runSync(step.make({ instance: 0, instances: 1 }) as Effect.Effect<Step>) as { op: Operator<number, unknown> }).op
+    op.process(0, [1234], [])
+    return op.watermark!()
+  }
+
+  it("rounds watermarks down to the common step of the tumbling and sliding windows downstream: they close at multiples of it", () => {
+    expect(watermarkOf(counted(Window.tumbling("20 millis")))).toBe(1220)
+    expect(watermarkOf(Pipeline.make(counted(Window.tumbling("20 millis")), counted(Window.sliding("90 millis", "30 millis"))))).toBe(1230)
+  })
+
+  it("keeps watermarks exact where a stage acts on any instant: a session window, an expiry in event time", () => {
+    expect(watermarkOf(Pipeline.make(counted(Window.tumbling("20 millis")), counted(Window.session("50 millis"))))).toBe(1234)
+    const expiring = timed.pipe(Stage.groupingKey((t) => t % 2), Stage.rollingAggregate(Aggregate.counting(), { ttl: "1 second" }), Stage.writeTo(Sinks.collect()))
+    expect(watermarkOf(Pipeline.make(counted(Window.tumbling("20 millis")), expiring))).toBe(1234)
+    // Downstream of a window, too: its results are timed events that a later stage may expire.
+    const afterWindow = timed.pipe(
+      Stage.window(Window.tumbling("20 millis")),
+      Stage.aggregate(Aggregate.counting()),
+      Stage.groupingKey(() => 0),
+      Stage.rollingAggregate(Aggregate.counting(), { ttl: "1 second" }),
+      Stage.writeTo(Sinks.collect())
+    )
+    expect(watermarkOf(afterWindow)).toBe(1234)
   })
 })
 

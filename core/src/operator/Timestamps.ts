@@ -6,7 +6,10 @@ import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
  * `withTimestamps`: wraps each record with its event time and derives the
  * watermark of this instance's input, the highest time seen minus the
  * allowed lag. An event further behind than that, record by record, is late:
- * it is put aside (counted, or sent to a window's late-events sink).
+ * it is put aside (counted, or sent to a window's late-events sink). The
+ * watermark it reports is rounded down to `granularity` (when the planner
+ * found that coarser watermarks change no result), so it advances once per
+ * window frame rather than once per batch.
  */
 export class WithTimestamps implements Operator<unknown, unknown> {
   private top = -Infinity
@@ -14,11 +17,13 @@ export class WithTimestamps implements Operator<unknown, unknown> {
   private readonly stage: string
   private readonly time: (a: any) => number
   private readonly allowedLag: number
+  private readonly granularity: number
 
-  constructor(stage: string, time: (a: any) => number, allowedLag: number) {
+  constructor(stage: string, time: (a: any) => number, allowedLag: number, granularity: number) {
     this.stage = stage
     this.time = time
     this.allowedLag = allowedLag
+    this.granularity = granularity
   }
 
   process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
@@ -37,7 +42,8 @@ export class WithTimestamps implements Operator<unknown, unknown> {
   }
 
   watermark(): number {
-    return this.top - this.allowedLag
+    const exact = this.top - this.allowedLag
+    return this.granularity > 0 ? Math.floor(exact / this.granularity) * this.granularity : exact
   }
 
   saveState(state: StateWriter): void {

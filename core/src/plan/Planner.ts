@@ -46,6 +46,8 @@ const unwrap = (): Operator<{ readonly v: unknown }, unknown> => ({
   }
 })
 
+const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b))
+
 const byEntryKey = (entry: readonly [unknown, unknown]) => entry[0]
 
 export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
@@ -56,14 +58,16 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     throw new PlanError({ reason: `parallelism must be a positive integer, got ${parallelism}` })
   }
 
-  // Consumers per node, and a unique name per node in topological order.
+  // Consumers per node (and who they are), and a unique name per node in topological order.
   const consumers = new Map<Node, number>()
+  const readers = new Map<Node, Array<Node>>()
   const names = new Map<Node, string>()
   const used = new Map<string, number>()
   const visit = (node: Node) => {
     if (names.has(node)) return
     for (const input of inputsOf(node)) {
       consumers.set(input, (consumers.get(input) ?? 0) + 1)
+      readers.set(input, [...(readers.get(input) ?? []), node])
       visit(input)
     }
     const base = node.name ?? (node.kind === "source" ? node.source.name : node.kind === "sink" ? node.sink.name : node.kind)
@@ -77,6 +81,32 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   // Nodes read by something other than a sink: their window results must keep their event time.
   const readByStage = new Set<Node>()
   for (const node of names.keys()) if (node.kind !== "sink") for (const input of inputsOf(node)) readByStage.add(input)
+
+  /**
+   * How coarse the watermarks of timestamps stage `node` may be without changing a result: the
+   * greatest common divisor of the steps of the tumbling and sliding windows downstream (they
+   * close at multiples of their step), when only such windows act on watermarks there; 0 (exact)
+   * otherwise. A watermark is a control item to every consumer instance, other members included:
+   * one per frame instead of one per batch.
+   */
+  const watermarkGranularity = (node: Node): number => {
+    let granularity = 0
+    const seen = new Set<Node>()
+    const exactNeeded = (n: Node): boolean =>
+      (readers.get(n) ?? []).some((r) => {
+        if (seen.has(r)) return false
+        seen.add(r)
+        if (r.kind === "aggregate" && r.window !== undefined) {
+          if (r.window._tag === "Session" || !Number.isInteger(r.window.step)) return true
+          granularity = gcd(granularity, r.window.step)
+        }
+        // Expiry is exact in event time.
+        if ((r.kind === "rollingAggregate" || r.kind === "mapStateful") && r.ttl !== undefined) return true
+        if (r.kind === "mapStateful" && r.expireAt !== undefined) return true
+        return exactNeeded(r)
+      })
+    return exactNeeded(node) ? 0 : granularity
+  }
 
   const vertices: Array<Builder> = []
   const edges: Array<Edge> = []
@@ -262,7 +292,8 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         const v = fuseTarget(node.input)
         const { allowedLag } = node
         const fn = time
-        addOp(v, name, () => new WithTimestamps(name, fn, allowedLag))
+        const granularity = watermarkGranularity(node)
+        addOp(v, name, () => new WithTimestamps(name, fn, allowedLag, granularity))
         v.idleTimeout = node.idleTimeout
         return v
       }
