@@ -1,8 +1,10 @@
+import { identity } from "effect/Function"
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import { guarded } from "../operator/failure.ts"
 import { KeyedMap } from "../operator/KeyedMap.ts"
 import type { Operator, RestoredState, StateWriter } from "../operator/Operator.ts"
 import { type Event, event } from "../pipeline/Event.ts"
+import { type Column, frameEndOf, Frames } from "./Frames.ts"
 import type { SlidingWindow, WindowResult } from "./Window.ts"
 
 /** A frame's partial accumulator for one key, as sent over the partitioned edge. */
@@ -11,61 +13,16 @@ export type FramePartial = readonly [key: unknown, frameEnd: number, acc: unknow
 /** How a frame's column of keyed state is tagged in a snapshot. */
 type FrameTag = readonly ["open" | "applied", end: number]
 
-/**
- * A frame already added to the running accumulators, kept to be deducted when
- * it leaves the window: its first `n` keys and accumulators, as flat arrays
- * (far less for the GC to trace than a Map). The arrays are reused for later
- * frames, so a long window does not keep promoting fresh ones to the old
- * generation (whose collections were the latency tail).
- */
-interface AppliedFrame {
-  readonly keys: Array<unknown>
-  readonly accs: Array<unknown>
-  n: number
-}
-
-/** The end of the frame (of length `step`) holding time `t`. */
-const frameEndOf = (t: number, step: number) => Math.floor(t / step) * step + step
-
-/** Per frame end, the accumulators of the keys that had events in it. */
-class Frames {
-  readonly byEnd = new Map<number, KeyedMap<unknown>>()
-
-  at(end: number): KeyedMap<unknown> {
-    let frame = this.byEnd.get(end)
-    if (frame === undefined) {
-      frame = new KeyedMap()
-      this.byEnd.set(end, frame)
-    }
-    return frame
-  }
-
-  /** Each frame as one column of keys and accumulators, tagged `["open", end]`. */
-  save(state: StateWriter): void {
-    for (const [end, frame] of this.byEnd) {
-      const keys: Array<unknown> = []
-      const accs: Array<unknown> = []
-      frame.forEach((acc, k) => {
-        keys.push(k)
-        accs.push(acc)
-      })
-      state.keyedColumns(["open", end], keys, accs)
-    }
-  }
-
-  /** Adds a restored frame; a key's accumulators from several old instances combine. */
-  restore(end: number, keys: ReadonlyArray<unknown>, accs: ReadonlyArray<unknown>, combine: (a: unknown, b: unknown) => unknown): void {
-    const frame = this.at(end)
-    for (let i = 0; i < keys.length; i++) {
-      const k = keys[i]
-      frame.set(k, frame.has(k) ? combine(frame.get(k), accs[i]) : accs[i])
-    }
-  }
-
-  minEnd(): number | undefined {
-    let min: number | undefined
-    for (const end of this.byEnd.keys()) if (min === undefined || end < min) min = end
-    return min
+/** Each open frame as one column of keys and accumulators, tagged `["open", end]`. */
+const saveFrames = (frames: Frames, state: StateWriter): void => {
+  for (const end of frames.ends()) {
+    const keys: Array<unknown> = []
+    const accs: Array<unknown> = []
+    frames.forEachEntry(end, (acc, k) => {
+      keys.push(k)
+      accs.push(acc)
+    })
+    state.keyedColumns(["open", end], keys, accs)
   }
 }
 
@@ -80,6 +37,8 @@ const accumulateEvents = (
   batch: ReadonlyArray<Event<unknown>>,
   late: Array<unknown>
 ) => {
+  const first = (v: unknown) => op.accumulate(op.create(), v)
+  const fold = (acc: unknown, v: unknown) => op.accumulate(acc, v)
   let i = 0
   try {
     for (; i < batch.length; i++) {
@@ -88,11 +47,7 @@ const accumulateEvents = (
         late.push(e.v)
         continue
       }
-      const frame = frames.at(frameEndOf(e.t, step))
-      const k = key === undefined ? undefined : key(e.v)
-      const acc = frame.get(k)
-      const next = op.accumulate(acc === undefined && !frame.has(k) ? op.create() : acc, e.v)
-      if (next !== acc) frame.set(k, next)
+      frames.add(frameEndOf(e.t, step), key === undefined ? undefined : key(e.v), e.v, first, fold)
     }
   } catch (cause) {
     guarded(stage, batch[i]?.v, () => {
@@ -136,21 +91,22 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
   }
 
   saveState(state: StateWriter): void {
-    this.frames.save(state)
+    saveFrames(this.frames, state)
     state.local(this.watermarkTime)
   }
 
   restoreState({ keyed, local }: RestoredState): void {
-    // Local pre-aggregation: one key's frames may come from several old instances.
-    for (const [tag, keys, accs] of keyed) this.frames.restore((tag as FrameTag)[1], keys, accs, this.op.combine)
+    // Local pre-aggregation: one key's frames may come from several old instances (the second stage combines them).
+    for (const [tag, keys, accs] of keyed) this.frames.restore((tag as FrameTag)[1], keys, accs)
     if (local.length > 0) this.watermarkTime = Math.min(...(local as Array<number>))
   }
 
   private flush(upTo: number, out: Array<FramePartial>) {
-    for (const [end, frame] of this.frames.byEnd) {
+    for (const end of [...this.frames.ends()]) {
       if (end > upTo) continue
-      frame.forEach((acc, k) => out.push([k, end, acc]))
-      this.frames.byEnd.delete(end)
+      const column = this.frames.take(end)!
+      for (let i = 0; i < column.n; i++) out.push([column.keys[i], end, column.accs[i]])
+      this.frames.recycle(column)
     }
   }
 }
@@ -166,9 +122,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   private readonly frames = new Frames()
   private readonly running = new KeyedMap<{ acc: unknown; frames: number }>()
   /** Frames already added to `running`, waiting to be deducted when they leave the window. */
-  private readonly applied = new Map<number, AppliedFrame>()
-  /** Applied frames that left the window, their arrays ready for another. */
-  private readonly spare: Array<AppliedFrame> = []
+  private readonly applied = new Map<number, Column>()
   /** End of the next window to emit; windows before it are closed. */
   private nextEnd: number | undefined = undefined
   private watermarkTime = -Infinity
@@ -207,16 +161,22 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
       accumulateEvents(this.stage, this.op, this.key, this.step, this.frames, this.watermarkTime, batch as ReadonlyArray<Event<unknown>>, this.late)
       return
     }
-    const { op } = this
+    const { op, frames } = this
+    const combine = (acc: unknown, right: unknown) => op.combine(acc, right)
     const closed = this.nextEnd === undefined ? -Infinity : this.nextEnd - this.step
-    for (const [k, end, right] of batch as ReadonlyArray<FramePartial>) {
-      // A frame behind a window already emitted (an input that was idle came back late).
-      if (end <= closed) {
-        this.late.push(right)
-        continue
+    const partials = batch as ReadonlyArray<FramePartial>
+    let i = 0
+    try {
+      for (; i < partials.length; i++) {
+        const [k, end, right] = partials[i]!
+        // A frame behind a window already emitted (an input that was idle came back late).
+        if (end <= closed) this.late.push(right)
+        else frames.add(end, k, right, identity, combine)
       }
-      const frame = this.frames.at(end)
-      frame.set(k, frame.has(k) ? guarded(this.stage, right, () => op.combine(frame.get(k), right)) : right)
+    } catch (cause) {
+      guarded(this.stage, partials[i]?.[2], () => {
+        throw cause
+      })
     }
   }
 
@@ -235,7 +195,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
    * key's running accumulator. Locally: the next window to emit.
    */
   saveState(state: StateWriter): void {
-    this.frames.save(state)
+    saveFrames(this.frames, state)
     for (const [end, { keys, accs, n }] of this.applied) state.keyedColumns(["applied", end], keys.slice(0, n), accs.slice(0, n))
     this.running.forEach((r, k) => state.keyed(k, [r.acc, r.frames]))
     state.local([this.nextEnd, this.watermarkTime])
@@ -251,7 +211,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
         continue
       }
       const [kind, end] = tag as FrameTag
-      if (kind === "open") this.frames.restore(end, keys, values, this.op.combine)
+      if (kind === "open") this.frames.restore(end, keys, values)
       else {
         let flat = this.applied.get(end)
         if (!flat) this.applied.set(end, (flat = { keys: [], accs: [], n: 0 }))
@@ -271,7 +231,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
     if (this.tickInterval === undefined || now - this.lastEarly < this.tickInterval) return
     this.lastEarly = now
     let maxEnd = -Infinity
-    for (const end of this.frames.byEnd.keys()) if (end > maxEnd) maxEnd = end
+    for (const end of this.frames.ends()) if (end > maxEnd) maxEnd = end
     const first = this.nextEnd ?? this.frames.minEnd()
     if (first === undefined) return
     for (let end = first; end < maxEnd + this.size; end += this.step) this.emitByCombining(end, true, out)
@@ -292,40 +252,33 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
       if (this.op.deduct) this.slide(end, out)
       else {
         this.emitByCombining(end, false, out)
-        frames.byEnd.delete(end - size + step)
+        const left = frames.take(end - size + step)
+        if (left) frames.recycle(left)
       }
       this.nextEnd = end + step
     }
   }
 
   private hasFrameBefore(limit: number): boolean {
-    for (const end of this.frames.byEnd.keys()) if (end <= limit) return true
+    for (const end of this.frames.ends()) if (end <= limit) return true
     return false
   }
 
   /** Adds the newest frame to the running accumulators, emits them, deducts the oldest frame. */
   private slide(end: number, out: Array<unknown>) {
     const { op, running, frames, applied, size, step } = this
-    const newest = frames.byEnd.get(end)
+    const newest = frames.take(end)
     if (newest) {
-      const flat = this.spare.pop() ?? { keys: [], accs: [], n: 0 }
-      const { keys, accs } = flat
-      let n = 0
-      newest.forEach((acc, k) => {
-        keys[n] = k
-        accs[n++] = acc
-        const r = running.get(k)
-        if (r === undefined) running.set(k, { acc: op.combine(op.create(), acc), frames: 1 })
+      const { keys, accs, n } = newest
+      for (let i = 0; i < n; i++) {
+        const r = running.get(keys[i])
+        if (r === undefined) running.set(keys[i], { acc: op.combine(op.create(), accs[i]), frames: 1 })
         else {
-          r.acc = op.combine(r.acc, acc)
+          r.acc = op.combine(r.acc, accs[i])
           r.frames++
         }
-      })
-      // What an earlier, bigger frame left beyond `n` must not stay reachable.
-      for (let i = n; i < flat.n; i++) keys[i] = accs[i] = undefined
-      flat.n = n
-      frames.byEnd.delete(end)
-      applied.set(end, flat)
+      }
+      applied.set(end, newest)
     }
     running.forEach((r, k) => this.emit(end, k, r.acc, false, out))
     const oldestEnd = end - size + step
@@ -338,7 +291,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
       if (--r.frames === 0) running.delete(keys[i])
       else r.acc = op.deduct!(r.acc, accs[i])
     }
-    this.spare.push(oldest)
+    frames.recycle(oldest)
   }
 
   /** Combines the frames of window `end` per key and emits the results. */
@@ -347,7 +300,7 @@ export class SlidingWindowAggregate implements Operator<unknown, unknown> {
     const accs = new KeyedMap<unknown>()
     const add = (acc: unknown, k: unknown) => accs.set(k, op.combine(accs.has(k) ? accs.get(k) : op.create(), acc))
     for (let frameEnd = end - size + step; frameEnd <= end; frameEnd += step) {
-      frames.byEnd.get(frameEnd)?.forEach(add)
+      frames.forEachEntry(frameEnd, add)
       const flat = this.applied.get(frameEnd)
       if (flat) for (let i = 0; i < flat.n; i++) add(flat.accs[i], flat.keys[i])
     }
