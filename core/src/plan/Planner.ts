@@ -58,16 +58,16 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     throw new PlanError({ reason: `parallelism must be a positive integer, got ${parallelism}` })
   }
 
-  // Consumers per node (and who they are), and a unique name per node in topological order.
-  const consumers = new Map<Node, number>()
+  // The nodes reading each node, and a unique name per node in topological order.
   const readers = new Map<Node, Array<Node>>()
   const names = new Map<Node, string>()
   const used = new Map<string, number>()
   const visit = (node: Node) => {
     if (names.has(node)) return
     for (const input of inputsOf(node)) {
-      consumers.set(input, (consumers.get(input) ?? 0) + 1)
-      readers.set(input, [...(readers.get(input) ?? []), node])
+      const known = readers.get(input)
+      if (known) known.push(node)
+      else readers.set(input, [node])
       visit(input)
     }
     const base = node.name ?? (node.kind === "source" ? node.source.name : node.kind === "sink" ? node.sink.name : node.kind)
@@ -78,9 +78,8 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   }
   pipeline.sinks.forEach(visit)
   const nameOf = (node: Node) => names.get(node)!
-  // Nodes read by something other than a sink: their window results must keep their event time.
-  const readByStage = new Set<Node>()
-  for (const node of names.keys()) if (node.kind !== "sink") for (const input of inputsOf(node)) readByStage.add(input)
+  /** Window results travel as events only when a stage (not just sinks) reads them. */
+  const timedOutput = (node: Node) => readers.get(node)?.some((r) => r.kind !== "sink") ?? false
 
   /**
    * How coarse the watermarks of timestamps stage `node` may be without changing a result: the
@@ -154,7 +153,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   /** The vertex a stage reading `input` runs in: `input`'s own, unless its output also feeds others. */
   const fuseTarget = (input: Node): Builder => {
     const v = lower(input)
-    if (consumers.get(input) === 1 && v.sink === undefined) return v
+    if (readers.get(input)?.length === 1 && v.sink === undefined) return v
     const w = newVertex(input, v.parallelism)
     connect(v, w, { _tag: "OneToOne" })
     return w
@@ -202,8 +201,6 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         return false
     }
   }
-  /** Window results travel as events only when a stage (not just sinks) reads them. */
-  const timedOutput = (node: Node) => readByStage.has(node)
   /** A stateless stage joins the pending chain of `v`; a chain is all timed or all bare. */
   const addTransform = (v: Builder, isTimedInput: boolean, stage: PlannedTransform) => {
     if (v.pending.length > 0 && v.pendingTimed !== isTimedInput) flush(v)

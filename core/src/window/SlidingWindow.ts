@@ -102,7 +102,8 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
   }
 
   private flush(upTo: number, out: Array<FramePartial>) {
-    for (const end of [...this.frames.ends()]) {
+    // Deleting the entry being visited is safe while iterating a Map.
+    for (const end of this.frames.ends()) {
       if (end > upTo) continue
       const column = this.frames.take(end)!
       for (let i = 0; i < column.n; i++) out.push([column.keys[i], end, column.accs[i]])
@@ -120,6 +121,7 @@ export class FrameAccumulate implements Operator<Event<unknown>, FramePartial> {
  */
 export class SlidingWindowAggregate implements Operator<unknown, unknown> {
   private readonly frames = new Frames()
+  /** Per key, the accumulator of the window sliding and how many frame entries it holds (to deduct down to none). */
   private readonly running = new KeyedMap<{ acc: unknown; frames: number }>()
   /** Frames already added to `running`, waiting to be deducted when they leave the window. */
   private readonly applied = new Map<number, Column>()
