@@ -267,12 +267,46 @@ describe("snapshot coordinator", () => {
     }))
     // Restored from snapshot 1, the sink replays what followed barrier 1: its final transaction must stay open.
     expect(commits).toEqual([1])
-    expect((await runEffect(store.latest("job")))?.ended).toEqual([])
+    expect((await runEffect(SnapshotStore.latest(store, "job")))?.ended).toEqual([])
     await runEffect(Effect.gen(function*() {
       coordinator.request()
       yield* coordinator.ack(2, "other#0", part)
     }))
     expect(commits).toEqual([1, 2, FINAL_SNAPSHOT])
-    expect((await runEffect(store.latest("job")))?.ended).toEqual(["sink#0"])
+    expect((await runEffect(SnapshotStore.latest(store, "job")))?.ended).toEqual(["sink#0"])
+  })
+
+  it("commits nothing of a snapshot that does not read back intact from its store", async () => {
+    const base = SnapshotStore.memory()
+    // A store that damages what it writes (a disk flipping a bit).
+    const store: SnapshotStore.SnapshotStore = {
+      ...base,
+      save: (s) => Effect.andThen(base.save(s), Effect.sync(() => {
+        const frames = base.raw.get(s.job)!.get(s.id)!
+        const last = frames.at(-1)!.slice()
+        last[last.length - 1]! ^= 1
+        base.raw.get(s.job)!.set(s.id, [...frames.slice(0, -1), last])
+      }))
+    }
+    const coordinator = new Coordinator("job", store, 1, "exactly-once", 0)
+    const commits: Array<number> = []
+    coordinator.register("sink#0", (id) => Effect.sync(() => void commits.push(id)))
+    coordinator.request()
+    const error = await runEffect(Effect.flip(coordinator.ack(1, "sink#0", { steps: [], position: undefined })))
+    expect(String(error)).toMatch(/snapshot 1 in memory is damaged: frame 0: checksum mismatch/)
+    expect(commits).toEqual([])
+    expect(coordinator.completed).toBe(0)
+  })
+
+  it("a job whose tasklets did not all report their end under their own keys fails instead of committing", async () => {
+    const coordinator = new Coordinator("job", SnapshotStore.memory(), 2, "exactly-once", 0)
+    const commits: Array<number> = []
+    coordinator.register("sink#0", (id) => Effect.sync(() => void commits.push(id)))
+    const part = { steps: [], position: undefined }
+    // Two tasklets under one key (two vertices named alike): one end is heard.
+    await runEffect(Effect.andThen(coordinator.done("sink#0", part), coordinator.done("sink#0", part)))
+    const error = await runEffect(Effect.flip(coordinator.finish()))
+    expect(String(error)).toMatch(/1 of 2 tasklets reported their end; no final transaction is committed/)
+    expect(commits).toEqual([])
   })
 })

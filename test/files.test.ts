@@ -225,6 +225,16 @@ describe("directory sink", () => {
     expect(linesOf(path.join(dir, "part-00001")).length).toBeGreaterThan(0)
   })
 
+  it("owns its part files: a run with fewer instances leaves none of an earlier run's parts behind", async () => {
+    const dir = tempDir()
+    fs.writeFileSync(path.join(dir, "README"), "not the sink's")
+    await run(Pipeline.from(Sources.fromIterable(range(7).map(String))).pipe(Stage.writeTo(Sinks.directory(dir))), { parallelism: 2 })
+    expect(fs.readdirSync(dir).sort()).toEqual(["README", "part-00000", "part-00001"])
+    await run(Pipeline.from(Sources.fromIterable(range(5).map(String))).pipe(Stage.writeTo(Sinks.directory(dir))), { parallelism: 1 })
+    expect(fs.readdirSync(dir).sort()).toEqual(["README", "part-00000"])
+    expect(sortedLines(partLines(dir))).toEqual(sortedLines(range(5).map(String)))
+  })
+
   it("after a rescale to fewer instances, commits the transactions of instances gone up to the restored snapshot and drops later ones", async () => {
     const dir = tempDir()
     const sink = Sinks.directory<string>(dir)
@@ -244,6 +254,24 @@ describe("directory sink", () => {
     await use({ instance: 0, instances: 2, restoredSnapshot: 5 }, () => Effect.void)
     expect(fs.readdirSync(dir).sort()).toEqual(["part-00002-000000000005"])
     expect(linesOf(path.join(dir, "part-00002-000000000005"))).toEqual(["covered by 5"])
+  })
+
+  it("restored from an older snapshot than its newest commit (a newer one was damaged), withdraws the parts committed after it", async () => {
+    const dir = tempDir()
+    const sink = Sinks.directory<string>(dir)
+    const use = (ctx: Sink.SinkContext, body: (writer: Sink.SinkWriter<string>) => Effect.Effect<void, unknown>) =>
+      Effect.runPromise(Effect.scoped(Effect.flatMap(sink.open(ctx), body)).pipe(Effect.provide(NodeFileSystem.layer)) as Effect.Effect<void, unknown>)
+    await use({ instance: 0, instances: 1 }, (w) =>
+      Effect.gen(function*() {
+        for (const id of [5, 6]) {
+          yield* w.write([`covered by ${id}`])
+          yield* w.prepare!(id)
+          yield* w.commit!(id)
+        }
+      }))
+    // Its records replay from snapshot 5: the part of 6 would repeat them.
+    await use({ instance: 0, instances: 1, restoredSnapshot: 5 }, () => Effect.void)
+    expect(fs.readdirSync(dir).sort()).toEqual(["part-00000-000000000005"])
   })
 
   it("shows only a hidden temp file while running and removes it when the job fails", async () => {

@@ -13,28 +13,32 @@ const withStore = <A, E>(f: (store: SnapshotStore.SnapshotStore) => Effect.Effec
   Effect.runPromise(Effect.scoped(Effect.flatMap(PostgresSnapshotStore.make({ url, table }), f)) as Effect.Effect<A, E>)
 
 describe("PostgreSQL snapshot store", () => {
-  it("keeps snapshots per job, returns the newest intact one, prunes older ones", async () => {
+  it("keeps snapshots per job, returns the newest intact one, names the damage when none is intact", async () => {
     const job = unique("store")
     const snapshot = (id: number): SnapshotStore.Snapshot => ({ job, id, steps: [], ended: [], positions: [["src", 0, id]] })
     const result = await withStore((store) =>
       Effect.gen(function*() {
-        const empty = yield* store.latest(job)
+        const empty = yield* SnapshotStore.latest(store, job)
         yield* store.save(snapshot(1))
         yield* store.save(snapshot(2))
-        const newest = yield* store.latest(job)
+        const newest = yield* SnapshotStore.latest(store, job)
         // Damage the newest row: the store must fall back to snapshot 1.
         yield* Effect.promise(async () => {
           const sql = postgres(url, { max: 1 })
           await sql.unsafe(`update ${table} set data = substring(data from 1 for 20) where job = $1 and id = 2`, [job])
           await sql.end()
         })
-        const afterDamage = yield* store.latest(job)
-        yield* store.prune(job, 2)
-        const afterPrune = yield* store.latest(job)
-        return { empty, newest: newest?.positions, afterDamage: afterDamage?.id, afterPrune }
+        const afterDamage = yield* SnapshotStore.latest(store, job)
+        // With only the damaged one left, there is nothing to restore: an error naming it, not "no snapshot".
+        yield* store.remove(job, 1)
+        const onlyDamaged = yield* Effect.flip(SnapshotStore.latest(store, job))
+        yield* SnapshotStore.clear(store, job)
+        const cleared = yield* SnapshotStore.latest(store, job)
+        return { empty, newest: newest?.positions, afterDamage: afterDamage?.id, onlyDamaged: onlyDamaged.message, cleared }
       })
     )
-    expect(result).toEqual({ empty: undefined, newest: [["src", 0, 2]], afterDamage: 1, afterPrune: undefined })
+    expect(result).toMatchObject({ empty: undefined, newest: [["src", 0, 2]], afterDamage: 1, cleared: undefined })
+    expect(result.onlyDamaged).toMatch(/no intact snapshot in postgres .*damaged: 2 \(frame 0 truncated/)
   })
 
   it("restores an exactly-once job from snapshots kept in PostgreSQL", async () => {

@@ -66,14 +66,14 @@ describe.each([
 ])("%s store", (_, make) => {
   it("returns the newest snapshot and prunes older ones", async () => {
     const store = make()
-    expect(await run(store.latest("job/1"))).toBeUndefined()
+    expect(await run(SnapshotStore.latest(store, "job/1"))).toBeUndefined()
     await run(store.save(snapshot(1)))
     await run(store.save(snapshot(2)))
-    expect((await run(store.latest("job/1")))?.id).toBe(2)
-    await run(store.prune("job/1", 2))
+    expect((await run(SnapshotStore.latest(store, "job/1")))?.id).toBe(2)
+    await run(SnapshotStore.prune(store, "job/1", 1))
     await run(store.save({ ...snapshot(1), job: "other" }))
-    expect((await run(store.latest("job/1")))?.id).toBe(2)
-    expect((await run(store.latest("other")))?.id).toBe(1)
+    expect((await run(SnapshotStore.latest(store, "job/1")))?.id).toBe(2)
+    expect((await run(SnapshotStore.latest(store, "other")))?.id).toBe(1)
   })
 })
 
@@ -87,10 +87,10 @@ describe("directory store", () => {
     const file = path.join(dir, newest)
     const bytes = fs.readFileSync(file)
     fs.writeFileSync(file, bytes.subarray(0, bytes.length - 10))
-    expect((await run(store.latest("job/1")))?.id).toBe(1)
+    expect((await run(SnapshotStore.latest(store, "job/1")))?.id).toBe(1)
     // A temp file left by a crash mid-write is not a snapshot.
     fs.writeFileSync(path.join(dir, `${newest}.tmp`), "partial")
-    expect((await run(store.latest("job/1")))?.id).toBe(1)
+    expect((await run(SnapshotStore.latest(store, "job/1")))?.id).toBe(1)
     expect(fs.readdirSync(dir).some((f) => f.endsWith(".tmp"))).toBe(true)
   })
 })

@@ -9,7 +9,7 @@
  * replayed twice. What carries its messages (pipes to child processes, links
  * to the members of a cluster) is the caller's: it feeds `events`.
  */
-import { Coordinator, type Guarantee, type Snapshot, type SnapshotStore } from "@tributary/core"
+import { Coordinator, type Guarantee, type Snapshot, SnapshotStore } from "@tributary/core"
 import { Cause, Data, Deferred, type Duration, Effect, Queue, Scope } from "effect"
 import type { FromMember, ToMember } from "./Protocol.ts"
 
@@ -241,7 +241,7 @@ export const start = (
         restarts++
         yield* Effect.logWarning(`${member ? `member ${member.index}` : "coordinator"}: ${reason}; restarting from the last snapshot`)
         yield* cancel
-        yield* deploy(yield* store.latest(name))
+        yield* deploy(yield* SnapshotStore.recover(store, name, coordinator?.completed ?? 0))
       })
 
     /** A step of the snapshot protocol here (storing, committing): its failure restarts the execution. */
@@ -296,11 +296,11 @@ export const start = (
       }
       if (change._tag === "HandOver") return yield* Effect.andThen(Deferred.succeed(handedOver, undefined), Effect.never)
       change = undefined
-      yield* deploy(yield* store.latest(name))
+      yield* deploy(yield* SnapshotStore.recover(store, name, c.completed))
     })
 
     const loop = Effect.gen(function*() {
-      yield* deploy(options.resume ? yield* store.latest(name) : undefined)
+      yield* deploy(options.resume ? yield* SnapshotStore.recover(store, name, 0) : undefined)
       while (true) {
         const event = yield* nextEvent
         switch (event._tag) {

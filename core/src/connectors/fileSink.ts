@@ -19,6 +19,8 @@ const pad = (n: number, width: number) => String(n).padStart(width, "0")
  * `part-<instance>-<snapshot>`, so with exactly-once a record becomes visible
  * once, after the snapshot that covers it. The last part is `part-<instance>`,
  * renamed when the job completes; a failed or cancelled job leaves no partial file.
+ * The sink owns the `part-*` files of the directory: a job that starts afresh
+ * removes those of an earlier run (other files are left alone).
  */
 export const files = <A>(
   directory: string,
@@ -39,23 +41,28 @@ export const files = <A>(
         yield* fs.makeDirectory(directory, { recursive: true })
 
         /**
-         * Pending transactions this instance answers for, oldest first: its own, and those of
+         * The files of `kind` this instance answers for, oldest first: its own, and those of
          * instances that no longer exist after a rescale (n mod instances = instance).
          */
-        const pending = Effect.map(fs.readDirectory(directory), (names) =>
-          names.flatMap((name) => {
-            const m = /^\.part-(\d{5})\.(\d{16})\.pending$/.exec(name)
-            const n = Number(m?.[1])
-            return m && (n === instance || (n >= instances && n % instances === instance)) ? [{ n, id: Number(m[2]) }] : []
-          }).sort((a, b) => a.id - b.id))
+        const owned = (kind: "pending" | "committed") =>
+          Effect.map(fs.readDirectory(directory), (names) =>
+            names.flatMap((name) => {
+              const m = kind === "pending" ? /^\.part-(\d{5})\.(\d{16})\.pending$/.exec(name) : /^part-(\d{5})(?:-(\d{12}))?$/.exec(name)
+              const n = Number(m?.[1])
+              const id = m?.[2] === undefined ? FINAL_SNAPSHOT : Number(m[2])
+              return m && (n === instance || (n >= instances && n % instances === instance)) ? [{ n, id }] : []
+            }).sort((a, b) => a.id - b.id))
         const commit = (upTo: number) =>
-          Effect.flatMap(pending, (txs) =>
+          Effect.flatMap(owned("pending"), (txs) =>
             Effect.forEach(txs.filter((t) => t.id <= upTo), (t) => fs.rename(pendingPath(t.n, t.id), finalPath(t.n, t.id)), { discard: true }))
 
         // After a restart: transactions the restored snapshot covers are committed, later ones
-        // (and any on a fresh start) discarded — their records are replayed.
+        // discarded — their records are replayed. So are parts committed after it (when a newer
+        // snapshot was found damaged, or on a fresh start, where every part is of an older run):
+        // each record ends up in the directory once.
         if (restoredSnapshot !== undefined) yield* commit(restoredSnapshot)
-        for (const t of yield* pending) yield* fs.remove(pendingPath(t.n, t.id))
+        for (const t of yield* owned("pending")) yield* fs.remove(pendingPath(t.n, t.id))
+        for (const t of yield* owned("committed")) if (t.id > (restoredSnapshot ?? 0)) yield* fs.remove(finalPath(t.n, t.id))
 
         let written = 0
         let file: { readonly handle: FileSystem.File; readonly scope: Scope.Closeable } | undefined

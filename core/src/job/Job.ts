@@ -39,6 +39,11 @@ export interface JobOptions {
   readonly snapshotStore?: SnapshotStore.SnapshotStore | undefined
   /** Restarts after failures before the job fails for good (default 10). */
   readonly maxRestarts?: number | undefined
+  /**
+   * Complete snapshots kept in the store (default 2): when the newest is found
+   * damaged, the job restores the newest intact one.
+   */
+  readonly retainedSnapshots?: number | undefined
   /** Start from the snapshot exported under this name (`Job.exportSnapshot`) in the snapshot store. */
   readonly initialSnapshot?: string | undefined
   /**
@@ -159,7 +164,7 @@ export const submit = <R>(
     }
     let initial: Snapshot | undefined
     if (options.initialSnapshot !== undefined) {
-      const exported = yield* store.latest(options.initialSnapshot)
+      const exported = yield* SnapshotStore.latest(store, options.initialSnapshot)
       if (!exported) return yield* new PlanError({ reason: `no snapshot named "${options.initialSnapshot}" in ${store.name}` })
       yield* Effect.try({
         try: () => checkCompatible(dag, exported, options.initialSnapshot!),
@@ -170,16 +175,22 @@ export const submit = <R>(
       initial = { ...exported, job: name }
     }
     const maxRestarts = options.maxRestarts ?? 10
+    const retain = yield* Effect.try({
+      try: () => positive("retainedSnapshots", options.retainedSnapshots, SnapshotStore.DEFAULT_RETAINED),
+      catch: (e) => e as PlanError
+    })
     const tasklets = dag.vertices.reduce((n, v) => n + v.parallelism, 0)
     const scope = yield* Effect.scope
     // The services the job was submitted with (a file system for a directory store, ...), for the handle's operations.
     const context = yield* Effect.context<any>()
-    const latest = Effect.provideContext(store.latest(name), context) as Effect.Effect<Snapshot | undefined, SnapshotError>
+    const latest = Effect.provideContext(SnapshotStore.latest(store, name), context) as Effect.Effect<Snapshot | undefined, SnapshotError>
     const outcome = yield* Deferred.make<void, JobError>()
     let status: JobStatus = "running"
     let restarts = 0
     let current = deploy(dag, { ...executionOptions, coordinator: undefined, restored: undefined })
     let coordinator: Coordinator | undefined
+    // The newest snapshot whose output this job committed: a restart never goes back before it to nothing.
+    let committed = initial?.id ?? 0
     let fiber: Fiber.Fiber<void, unknown> | undefined
 
     /** One execution, from `restored` (or the start); a failure restarts from the last complete snapshot. */
@@ -191,16 +202,19 @@ export const submit = <R>(
           current = deploy(dag, { ...executionOptions, coordinator: remote, restored: options.placement!.restored })
           return Effect.scoped(current.run)
         }
-        coordinator = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0)
+        const c = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0, retain)
+        coordinator = c
         current = deploy(dag, { ...executionOptions, coordinator, restored })
         return Effect.catchCause(Effect.scoped(current.run), (cause) => {
-          if (guarantee === "none" || Cause.hasInterruptsOnly(cause) || restarts >= maxRestarts) return Effect.failCause(cause)
+          if (!c || Cause.hasInterruptsOnly(cause) || restarts >= maxRestarts) return Effect.failCause(cause)
           restarts++
           status = "restarting"
-          return Effect.flatMap(store.latest(name), (snapshot) => {
-            status = "running"
-            return execute(snapshot)
-          })
+          committed = Math.max(committed, c.completed)
+          return SnapshotStore.recover(store, name, committed).pipe(
+            // Back to running either way: a job that cannot recover fails as a running one does.
+            Effect.onExit(() => Effect.sync(() => void (status = "running"))),
+            Effect.flatMap(execute)
+          )
         })
       })
 

@@ -43,8 +43,11 @@ export interface Vertex {
   /** The unique stage name of the source, under which its positions are saved. */
   readonly sourceKey: string | undefined
   sink: Sink<any, any> | undefined
-  /** Where records that arrive behind the watermark go (otherwise only counted). */
-  lateSink: Sink<any, any> | undefined
+  /**
+   * Where records that arrive behind the watermark go (otherwise only counted): instances
+   * `offset + instance` of `instances` of the sink, which other vertices may feed too.
+   */
+  lateSink: { readonly sink: Sink<any, any>; readonly offset: number; readonly instances: number } | undefined
   /** A source vertex that assigns timestamps reports itself idle after this long without data. */
   idleTimeout: number | undefined
 }

@@ -23,6 +23,7 @@ import { FrameAccumulate, SlidingWindowAggregate } from "../window/SlidingWindow
 import { SessionWindowAggregate } from "../window/SessionWindow.ts"
 import { inputsOf, type Node } from "../pipeline/Node.ts"
 import type { Pipeline } from "../pipeline/Pipeline.ts"
+import type { Sink } from "../pipeline/Sink.ts"
 import type { Dag, Edge, Routing, StepFactory, Vertex } from "./Dag.ts"
 
 export interface PlanOptions {
@@ -38,6 +39,10 @@ export interface PlanOptions {
 interface Builder extends Vertex {
   pending: Array<PlannedTransform>
   pendingTimed: boolean
+  /** The unique name of the sink stage it writes to. */
+  sinkKey: string | undefined
+  /** Its sink of late events, one instance of the sink shared by every vertex feeding it. */
+  late: Sink<any, any> | undefined
 }
 
 const unwrap = (): Operator<{ readonly v: unknown }, unknown> => ({
@@ -122,7 +127,9 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       sourceKey: reads && nameOf(reads),
       steps: [],
       sink: undefined,
+      sinkKey: undefined,
       lateSink: undefined,
+      late: undefined,
       idleTimeout: undefined,
       pending: [],
       pendingTimed: false
@@ -235,7 +242,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     // Events late at their timestamp stage go to the window's late sink too.
     let upstream: Node = node.input
     while (upstream.kind !== "timestamps" && "input" in upstream) upstream = upstream.input
-    if (upstream.kind === "timestamps") lower(upstream).lateSink ??= lateSink
+    if (upstream.kind === "timestamps") lower(upstream).late ??= lateSink
     let w: Builder
     const upstream0 = lower(node.input)
     const timedOut = timedOutput(node)
@@ -243,7 +250,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       // Two stages: frames accumulate where the events are, only frame partials cross the edge.
       const v = fuseTarget(node.input)
       addFirstStage(v, name, () => new FrameAccumulate(name, op, key, window))
-      v.lateSink ??= lateSink
+      v.late ??= lateSink
       w = behindKey(v, node, key === undefined ? undefined : byEntryKey)
       addOp(w, name, () => new SlidingWindowAggregate(name, op, key, window, true, timedOut))
     } else {
@@ -254,7 +261,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
           ? new SessionWindowAggregate(name, op, key, window, timedOut)
           : new SlidingWindowAggregate(name, op, key, window, false, timedOut))
     }
-    w.lateSink = lateSink
+    w.late = lateSink
     return w
   }
 
@@ -396,10 +403,12 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         const v = fuseBare(node.input)
         if (v.parallelism <= max) {
           v.sink = node.sink
+          v.sinkKey = nameOf(node)
           return v
         }
         const w = newVertex(node, max)
         w.sink = node.sink
+        w.sinkKey = nameOf(node)
         connect(v, w, max === 1 ? { _tag: "AllToOne" } : { _tag: "RoundRobin" })
         return w
       }
@@ -407,10 +416,23 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   }
 
   pipeline.sinks.forEach(lower)
+  // Vertex names key tasklets in snapshots and commits: made of unique stage names, and unique.
+  const vertexNames = new Set<string>()
+  const lateInstances = new Map<Sink<any, any>, number>()
   for (const v of vertices) {
     flush(v)
-    const parts = [v.source?.name, ...v.steps.map((s) => s.name), v.sink?.name].filter((p) => p !== undefined)
-    ;(v as { name: string }).name = parts.join("→") || `vertex-${v.id}`
+    const parts = [v.sourceKey, ...v.steps.map((s) => s.name), v.sinkKey].filter((p) => p !== undefined)
+    let name = parts.join("→") || `vertex-${v.id}`
+    if (vertexNames.has(name)) name = `${name}-v${v.id}`
+    vertexNames.add(name)
+    ;(v as { name: string }).name = name
+    // A late-events sink fed by several vertices is one sink: each vertex gets a range of its instances.
+    if (v.late) {
+      const offset = lateInstances.get(v.late) ?? 0
+      lateInstances.set(v.late, offset + v.parallelism)
+      v.lateSink = { sink: v.late, offset, instances: 0 }
+    }
   }
+  for (const v of vertices) if (v.lateSink) v.lateSink = { ...v.lateSink, instances: lateInstances.get(v.lateSink.sink)! }
   return { vertices, edges, partitionCount: options.partitionCount }
 }

@@ -7,7 +7,7 @@ import type { Sink } from "../pipeline/Sink.ts"
 import { FINAL_SNAPSHOT, type Snapshots } from "../snapshot/Coordinator.ts"
 import { type Snapshot, unpackState } from "../snapshot/Snapshot.ts"
 import { Channel, type Outlet, Signal } from "./Channel.ts"
-import type { Item } from "./Control.ts"
+import { DONE, type Item } from "./Control.ts"
 import { Counters, type InstanceMetrics } from "./Metrics.ts"
 import { type Input, type Output, runTasklet } from "./Tasklet.ts"
 
@@ -141,9 +141,41 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       const ctx = { instance, instances: vertex.parallelism }
       const source = vertex.source
       const { restored, coordinator } = options
-      const restoredPosition = restored?.positions.find(([s, i]) => s === vertex.sourceKey && i === instance)?.[2]
+      const taskletKey = `${vertex.name}#${instance}`
+      const ended = restored?.ended.includes(taskletKey) ?? false
+      const restoredPosition = restored?.positions.find(([s, i]) => s === vertex.sourceKey && i === instance)
+      const openSink = (sink: Sink<any, any> | undefined, at: { readonly instance: number; readonly instances: number }) =>
+        sink
+          ? Effect.map(
+            Effect.mapError(
+              // A sink that had ended commits its final transaction too: nothing of it will replay.
+              sink.open({ ...at, restoredSnapshot: ended ? FINAL_SNAPSHOT : restored?.id }),
+              (cause) => new SinkError({ sink: sink.name, cause })
+            ),
+            (writer) => {
+              if (writer.commit && coordinator && !ended) {
+                const commit = writer.commit
+                coordinator.register(taskletKey, (id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause })))
+              }
+              return { name: sink.name, writer }
+            }
+          )
+          : Effect.succeed(undefined)
+      const lateAt = vertex.lateSink && { instance: vertex.lateSink.offset + instance, instances: vertex.lateSink.instances }
+      if (ended) {
+        // It had ended before the restored snapshot, which covers all it sent: run again, it would
+        // send it again (a sink: overwrite its committed final transaction with an empty one). Its
+        // sinks only recover, committing that final transaction if the crash came first.
+        yield* openSink(vertex.sink, ctx)
+        yield* openSink(vertex.lateSink?.sink, lateAt!)
+        yield* Effect.forEach(outputs[vertexId]![instance]!, (o) => Effect.forEach(o.channels, (c) => (c ? c.offer(DONE) : Effect.void)), {
+          discard: true
+        })
+        if (coordinator) yield* coordinator.done(taskletKey, { steps: [], position: restoredPosition })
+        return
+      }
       const reader = source
-        ? yield* Effect.mapError(source.open({ ...ctx, batchSize: options.batchSize, restoredPosition }), (cause) =>
+        ? yield* Effect.mapError(source.open({ ...ctx, batchSize: options.batchSize, restoredPosition: restoredPosition?.[2] }), (cause) =>
           new SourceError({ source: source.name, cause }))
         : undefined
       const steps = yield* Effect.forEach(vertex.steps, (s) =>
@@ -156,35 +188,12 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
           }
         }
       }
-      const openSink = (sink: Sink<any, any> | undefined) =>
-        sink
-          ? Effect.map(
-            Effect.mapError(
-              sink.open({
-                ...ctx,
-                // A sink that had ended commits its final transaction too: nothing of it will replay.
-                restoredSnapshot: restored?.ended.includes(`${vertex.name}#${instance}`) ? FINAL_SNAPSHOT : restored?.id
-              }),
-              (cause) => new SinkError({ sink: sink.name, cause })
-            ),
-            (writer) => {
-              if (writer.commit && coordinator) {
-                const commit = writer.commit
-                coordinator.register(
-                  `${vertex.name}#${instance}`,
-                  (id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause }))
-                )
-              }
-              return { name: sink.name, writer }
-            }
-          )
-          : Effect.succeed(undefined)
       yield* runTasklet({
         vertex: vertex.name,
         instance,
         source: source && reader ? { name: source.name, reader } : undefined,
-        sink: yield* openSink(vertex.sink),
-        lateSink: yield* openSink(vertex.lateSink),
+        sink: yield* openSink(vertex.sink, ctx),
+        lateSink: yield* openSink(vertex.lateSink?.sink, lateAt!),
         idleTimeout: vertex.idleTimeout,
         steps,
         stepNames: vertex.steps.map((s) => s.name),

@@ -5,11 +5,13 @@
  * tasklet saves its state once barrier n has come in on all its inputs
  * (holding back the inputs that delivered it first, for exactly-once). The
  * snapshot is complete when every tasklet has acknowledged it: only then is
- * it stored, its sinks' transactions committed, and older snapshots deleted.
+ * it stored and read back intact, its sinks' transactions committed, and
+ * snapshots older than the retained ones deleted (a damaged newest one leaves
+ * an older one to fall back to).
  */
 import { Effect } from "effect"
-import type { Snapshot, StepState } from "./Snapshot.ts"
-import type { SnapshotStore } from "./SnapshotStore.ts"
+import { type Snapshot, SnapshotError, type StepState } from "./Snapshot.ts"
+import { DEFAULT_RETAINED, load, prune, type SnapshotStore } from "./SnapshotStore.ts"
 
 export type Guarantee = "none" | "at-least-once" | "exactly-once"
 
@@ -60,14 +62,23 @@ export class Coordinator implements Snapshots {
   private readonly job: string
   private readonly store: SnapshotStore
   private readonly tasklets: number
+  private readonly retain: number
 
-  constructor(job: string, store: SnapshotStore, tasklets: number, guarantee: Exclude<Guarantee, "none">, startAfter: number) {
+  constructor(
+    job: string,
+    store: SnapshotStore,
+    tasklets: number,
+    guarantee: Exclude<Guarantee, "none">,
+    startAfter: number,
+    retain = DEFAULT_RETAINED
+  ) {
     this.job = job
     this.store = store
     this.tasklets = tasklets
     this.guarantee = guarantee
     this.requested = startAfter
     this.completed = startAfter
+    this.retain = retain
   }
 
   register(tasklet: string, commit: (id: number) => Effect.Effect<void, unknown>): void {
@@ -75,7 +86,17 @@ export class Coordinator implements Snapshots {
   }
 
   finish(): Effect.Effect<void, unknown> {
-    return Effect.forEach(this.committers, ({ commit }) => commit(FINAL_SNAPSHOT), { discard: true })
+    return Effect.suspend(() => {
+      // Every tasklet must have reported its end under its own key: fewer means two shared a key,
+      // and then no snapshot could have completed either. Committing now would lose what replays.
+      if (this.finished.size !== this.tasklets) {
+        return Effect.fail(new SnapshotError({
+          job: this.job,
+          reason: `${this.finished.size} of ${this.tasklets} tasklets reported their end; no final transaction is committed`
+        }))
+      }
+      return Effect.forEach(this.committers, ({ commit }) => commit(FINAL_SNAPSHOT), { discard: true })
+    })
   }
 
   drive(interval: number): Effect.Effect<never> {
@@ -125,12 +146,14 @@ export class Coordinator implements Snapshots {
       positions: [...all.values()].flatMap((c) => (c.position ? [c.position] : []))
     }
     this.pending.delete(id)
-    const { store, committers, job } = this
+    const { store, committers, job, retain } = this
     const markCompleted = () => {
       this.completed = id
     }
     return Effect.gen(function*() {
       yield* store.save(snapshot)
+      // Only a snapshot that reads back intact may commit output: a restore will need it.
+      yield* load(store, job, id)
       markCompleted()
       for (const { tasklet, commit } of committers) {
         yield* commit(id)
@@ -138,7 +161,7 @@ export class Coordinator implements Snapshots {
         // records it as ended (nothing to replay), so that transaction is committed with it.
         if (ended.has(tasklet)) yield* commit(FINAL_SNAPSHOT)
       }
-      yield* store.prune(job, id)
+      yield* prune(store, job, retain)
     })
   }
 }

@@ -1,8 +1,8 @@
 /**
  * Snapshots in PostgreSQL, for jobs whose members share no disk: one row per
  * frame of a snapshot (bytea, each with its checksum header), written in one
- * transaction, so a snapshot with a frame damaged, cut short or missing is
- * skipped on restore, never used.
+ * transaction; core's `SnapshotStore.latest` checks them, so a snapshot with a
+ * frame damaged, cut short or missing is skipped on restore, never used.
  */
 import { Effect, type Scope } from "effect"
 import { SnapshotError, SnapshotStore } from "@tributary/core"
@@ -57,23 +57,19 @@ export const make = (
               ])
             }
           })).pipe(Effect.asVoid),
-      latest: (job) =>
-        Effect.gen(function*() {
-          const ids = yield* query(job, "cannot be read", () =>
-            sql.unsafe<Array<{ id: string }>>(`select distinct id from ${table} where job = $1 order by id desc`, [job]))
-          for (const { id } of ids) {
-            const rows = yield* query(job, "cannot be read", () =>
-              sql.unsafe<Array<{ data: Uint8Array }>>(`select data from ${table} where job = $1 and id = $2 order by seq`, [job, id]))
-            try {
-              return SnapshotStore.decode(job, rows.map((r) => r.data))
-            } catch {
-              // damaged: fall back to an older one
-            }
-          }
-          return undefined
-        }),
-      prune: (job, keep) =>
-        query(job, "cannot be pruned", () => sql.unsafe(`delete from ${table} where job = $1 and id < $2`, [job, keep])).pipe(
+      ids: (job) =>
+        Effect.map(
+          query(job, "cannot be listed", () => sql.unsafe<Array<{ id: string }>>(`select distinct id from ${table} where job = $1`, [job])),
+          (rows) => rows.map((r) => Number(r.id))
+        ),
+      read: (job, id) =>
+        Effect.map(
+          query(job, `snapshot ${id} cannot be read`, () =>
+            sql.unsafe<Array<{ data: Uint8Array }>>(`select data from ${table} where job = $1 and id = $2 order by seq`, [job, id])),
+          (rows) => rows.map((r) => r.data)
+        ),
+      remove: (job, id) =>
+        query(job, `snapshot ${id} cannot be removed`, () => sql.unsafe(`delete from ${table} where job = $1 and id = $2`, [job, id])).pipe(
           Effect.asVoid
         )
     }
