@@ -209,6 +209,7 @@ export const rollingAggregate: {
       kind: "rollingAggregate",
       input: self.node,
       key: self.key,
+      window: self.window?.definition,
       op,
       ttl: options?.ttl === undefined ? undefined : Duration.toMillis(options.ttl)
     })
@@ -251,6 +252,7 @@ export const mapStateful: {
       kind: "mapStateful",
       input: self.node,
       key: self.key,
+      window: self.window?.definition,
       create,
       fn,
       ttl: options?.ttl === undefined ? undefined : Duration.toMillis(options.ttl),
@@ -261,7 +263,7 @@ export const mapStateful: {
 
 /** Emits each distinct record once (or the first record of each key after `groupingKey`). */
 export const distinct = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
-  next({ kind: "distinct", input: self.node, key: self.key ?? ((a: unknown) => a) })
+  next({ kind: "distinct", input: self.node, key: self.key ?? ((a: unknown) => a), window: self.window?.definition })
 
 /** How records of the main input meet records of a side input. */
 export interface JoinOn<A, B, J> {
@@ -369,7 +371,7 @@ export const merge: {
  * `groupingKey`, round-robin otherwise (to spread a source that cannot be split).
  */
 export const rebalance = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
-  next({ kind: "rebalance", input: self.node, key: self.key })
+  next({ kind: "rebalance", input: self.node, key: self.key, window: self.window?.definition })
 
 /** Sorts a bounded input (the whole input, on one instance at the end). */
 export const sort: {
@@ -382,7 +384,7 @@ export const sort: {
 export const withName: {
   (name: string): <S extends Stage<any, any, any>>(self: S) => S
   <S extends Stage<any, any, any>>(self: S, name: string): S
-} = dual(2, (self: Stage<any, any, any>, name: string) => next({ ...self.node, name }, self.key))
+} = dual(2, (self: Stage<any, any, any>, name: string) => next({ ...self.node, name }, self.key, self.window))
 
 /** Ends the stage in `sink`, making a pipeline. */
 export const writeTo: {
