@@ -155,7 +155,8 @@ export interface WindowOptions<A> {
 
 /**
  * Windows the next `aggregate` by event time (after `withTimestamps`): one
- * `WindowResult` per window (and key, after `groupingKey`).
+ * `WindowResult` per window (and key, after `groupingKey`). Before any other
+ * stage the planner refuses it.
  */
 export const window: {
   <A>(definition: WindowDefinition, options?: WindowOptions<A>): <K, R>(self: Stage<A, K, R>) => Stage<A, Windowed<K>, R>
@@ -173,8 +174,9 @@ export const groupingKey: {
 } = dual(2, (self: Stage<any, any, any>, key: (a: any) => unknown) => next(self.node, key))
 
 /**
- * Aggregates all records (bounded input): one result, or one `KeyedResult` per
- * key after `groupingKey`. Runs in two stages: accumulate locally, combine per key.
+ * Aggregates all records (bounded input; over an unbounded one the planner asks
+ * for a window): one result, or one `KeyedResult` per key after `groupingKey`.
+ * Runs in two stages: accumulate locally, combine per key.
  */
 export const aggregate: {
   <A, Acc, O>(op: AggregateOp<A, Acc, O>): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
