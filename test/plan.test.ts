@@ -144,6 +144,8 @@ describe("mistakes are plan errors naming the stage", () => {
       .toThrow(/stage "dedup": distinct does not take a window/)
     expect(() => plan(windowed.pipe(Stage.mapStateful(() => 0, (_, n) => n), Stage.writeTo(Sinks.collect())), options))
       .toThrow(/stage "mapStateful": mapStateful does not take a window/)
+    const keyedWindow = finite.pipe(Stage.withTimestamps((n) => n, { allowedLag: 0 }), Stage.groupingKey((n) => n % 2), Stage.window(Window.tumbling(10)))
+    expect(() => Stage.cogroup({ n: Stage.input(keyedWindow, Aggregate.counting()) })).toThrow(/cogroup: an input does not take a window/)
     // withName between a window and its aggregate keeps the window.
     const dag = plan(windowed.pipe(Stage.withName("timed"), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())), options)
     expect(dag.vertices.flatMap((v) => v.steps.map((s) => s.name))).toContain("aggregate")

@@ -7,6 +7,7 @@
 import { Duration, type Effect, type Scope } from "effect"
 import { dual } from "effect/Function"
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import { PlanError } from "../errors.ts"
 import type { WindowDefinition, WindowResult } from "../window/Window.ts"
 import type { Node } from "./Node.ts"
 import type { Sink } from "./Sink.ts"
@@ -341,7 +342,8 @@ export const cogroup = <const T extends Record<string, CoGroupInput<any, any, an
 }
 
 const coInput = (i: CoGroupInput<any, any, any>) => {
-  if (i.stage.key === undefined) throw new TypeError("cogroup: every input needs Stage.groupingKey")
+  if (i.stage.key === undefined) throw new PlanError({ reason: "cogroup: every input needs Stage.groupingKey" })
+  if (i.stage.window !== undefined) throw new PlanError({ reason: "cogroup: an input does not take a window; Stage.window applies to the Stage.aggregate after it" })
   return { node: i.stage.node, key: i.stage.key as (a: any) => any, op: i.op }
 }
 
