@@ -135,5 +135,33 @@ describe("aggregate operations", () => {
     }
     expect(Aggregate.maxBy(byPrice).deduct).toBeUndefined()
   })
+
+  it("linearTrend keeps its precision on epoch-millisecond x, through combine and a sliding deduct", () => {
+    // Reports every 500 ms from an epoch instant, y rising 6 per report with a wobble of ±2.
+    const points = Array.from({ length: 200 }, (_, k) => ({ x: 1_700_000_000_000 + k * 500, y: 6 * k + (k % 2 === 0 ? 2 : -2) }))
+    // Independent: the least-squares slope on small x (offsets from the first report).
+    const slopeOf = (ps: ReadonlyArray<{ x: number; y: number }>) => {
+      const xs = ps.map((p) => p.x - points[0]!.x)
+      const mx = xs.reduce((a, b) => a + b, 0) / xs.length
+      const my = ps.reduce((a, p) => a + p.y, 0) / ps.length
+      return ps.reduce((a, p, i) => a + (xs[i]! - mx) * (p.y - my), 0) / xs.reduce((a, x) => a + (x - mx) ** 2, 0)
+    }
+    const op = Aggregate.linearTrend((p: { x: number; y: number }) => p.x, (p) => p.y)
+    const fold = (ps: ReadonlyArray<{ x: number; y: number }>) => ps.reduce(op.accumulate, op.create())
+    expect(op.export(fold(points))).toBeCloseTo(slopeOf(points), 12)
+    expect(op.export(op.combine(op.combine(fold(points.slice(0, 70)), fold(points.slice(70, 71))), fold(points.slice(71))))).toBeCloseTo(slopeOf(points), 12)
+    // A window of 5 frames of 4 reports slides frame by frame: add the newest, deduct the oldest.
+    const frames = Array.from({ length: 50 }, (_, f) => points.slice(f * 4, f * 4 + 4))
+    let running = op.create()
+    frames.forEach((frame, f) => {
+      running = op.combine(running, fold(frame))
+      if (f >= 4) {
+        const window = frames.slice(f - 4, f + 1).flat()
+        expect(op.export(running)).toBe(op.export(fold(window)))
+        expect(op.export(running)).toBeCloseTo(slopeOf(window), 12)
+        running = op.deduct!(running, fold(frames[f - 4]!))
+      }
+    })
+  })
 })
 

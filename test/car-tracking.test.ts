@@ -28,4 +28,20 @@ describe("car tracking example", () => {
       }
     }
   })
+
+  it("recovers the velocities with epoch seconds as time", async () => {
+    const epoch = 1_700_000_000
+    const reports = drive(cars, 30).map((p) => ({ ...p, time: epoch + p.time }))
+    const out = Sinks.collect<Velocity>()
+    await runJob(velocities(Sources.fromIterable(reports)).pipe(Stage.writeTo(out)), { parallelism: 2, batchSize: 32 })
+    for (const { car, vx, vy } of cars) {
+      // Reports over 30 s: windows ending 1 s to 39 s after the first.
+      const windows = out.items.filter((v) => v.key === car)
+      expect(windows.length).toBe(39)
+      for (const w of windows) {
+        expect(w.value.vx).toBeCloseTo(vx, 6)
+        expect(w.value.vy).toBeCloseTo(vy, 6)
+      }
+    }
+  })
 })

@@ -1,5 +1,5 @@
 import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, FileSystem } from "effect"
+import { Cause, Effect, Exit, FileSystem, Logger } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -194,13 +194,39 @@ describe("files source", () => {
     expect((error as SourceError).message).toContain(`b-bad.txt:${line}: invalid UTF-8`)
   })
 
-  it("a missing directory fails with an error naming it", async () => {
+  it("a missing directory, or a file given as one, fails with an error naming it; the platform's detail is said once", async () => {
     const dir = path.join(tempDir(), "does-not-exist")
-    const error = await failureOf(Pipeline.from(Sources.files(dir)).pipe(Stage.writeTo(Sinks.collect())))
+    const exit = await Effect.runPromise(Effect.provide(Effect.exit(Tributary.run(Pipeline.from(Sources.files(dir)).pipe(Stage.writeTo(Sinks.collect())))), NodeFileSystem.layer))
+    const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
     expect(error).toBeInstanceOf(SourceError)
     expect((error as SourceError).cause).toBeInstanceOf(FileSourceError)
-    expect((error as SourceError).cause).toMatchObject({ path: dir, line: undefined, reason: "cannot read" })
-    expect((error as SourceError).message).toContain(`${dir}: cannot read`)
+    expect((error as SourceError).cause).toMatchObject({ path: dir, line: undefined, reason: "no such directory" })
+    expect((error as SourceError).message).toBe(`source "files" failed: ${dir}: no such directory (NotFound)`)
+    // The rendered cause chain: each error adds its own part, the platform's message is not repeated by the ones above it.
+    const rendered = String((exit as Exit.Failure<unknown, unknown>).cause)
+    expect(rendered.split("FileSystem.stat").length - 1).toBe(1)
+    expect(rendered.split("no such directory (NotFound)").length - 1).toBe(2)
+
+    const file = path.join(tempDir(), "lines.txt")
+    fs.writeFileSync(file, "a\n")
+    const notDirectory = await failureOf(Pipeline.from(Sources.files(file)).pipe(Stage.writeTo(Sinks.collect())))
+    expect((notDirectory as SourceError).cause).toMatchObject({ path: file, reason: expect.stringMatching(/^not a directory: Sources.files reads the files of a directory/) })
+  })
+
+  it("a glob that matches no file reads nothing and logs a warning", async () => {
+    const dir = tempDir()
+    write(dir, "a.txt", "a\n")
+    const warnings: Array<unknown> = []
+    const capture = Logger.make((options) => {
+      if (options.logLevel === "Warn") warnings.push(options.message)
+    })
+    const out = Sinks.collect<string>()
+    await Effect.runPromise(Tributary.run(Pipeline.from(Sources.files(dir, { glob: "*.csv" })).pipe(Stage.writeTo(out)), { parallelism: 2 }).pipe(
+      Effect.provide(NodeFileSystem.layer),
+      Effect.provide(Logger.layer([capture]))
+    ))
+    expect(out.items).toEqual([])
+    expect(warnings.flat()).toEqual([`source "files": no file in ${dir} matches "*.csv"`])
   })
 })
 

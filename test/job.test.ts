@@ -106,6 +106,20 @@ describe("failures", () => {
     expect(await failureOf(p, { parallelism: 0 })).toBeInstanceOf(PlanError)
     expect(await failureOf(p, { batchSize: 1.5 })).toBeInstanceOf(PlanError)
     expect(await failureOf(Pipeline.make())).toBeInstanceOf(PlanError)
+    const restarts = await failureOf(p, { processingGuarantee: "at-least-once", maxRestarts: -1 })
+    expect(restarts).toBeInstanceOf(PlanError)
+    expect((restarts as PlanError).message).toContain("maxRestarts must be an integer of at least 0, got -1")
+    await runJob(p, { maxRestarts: 0 })
+  })
+
+  it("a generator rate that would never emit, or a fractional count, is refused where the source is made", () => {
+    for (const itemsPerSecond of [0, -10, NaN]) {
+      expect(() => Sources.generator({ make: (i) => i, itemsPerSecond, name: "ticks" }))
+        .toThrow(new PlanError({ reason: `source "ticks": itemsPerSecond must be a positive number, got ${itemsPerSecond}` }))
+    }
+    expect(() => Sources.generator({ make: (i) => i, count: 1.5 })).toThrow(/source "generator": count must be a whole number, got 1.5/)
+    expect(Sources.generator({ make: (i) => i, count: 0 }).bounded).toBe(true)
+    expect(Sources.generator({ make: (i) => i, itemsPerSecond: 10 }).bounded).toBe(false)
   })
 })
 

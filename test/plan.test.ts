@@ -67,7 +67,7 @@ describe("planner", () => {
       Pipeline.make(source.pipe(Stage.writeTo(Sinks.collect())), source.pipe(Stage.map((x) => x * 2), Stage.writeTo(Sinks.collect()))),
       options
     )
-    expect(dag.vertices.map((v) => [v.name, v.source !== undefined])).toEqual([["items", true], ["collect", false], ["map→collect", false]])
+    expect(dag.vertices.map((v) => [v.name, v.source !== undefined])).toEqual([["items", true], ["collect", false], ["map→collect-2", false]])
     expect(dag.edges.map((e) => [e.from, e.to, e.routing._tag])).toEqual([[0, 1, "OneToOne"], [0, 2, "OneToOne"]])
   })
 
@@ -102,6 +102,74 @@ describe("planner", () => {
         options
       )
     ).toThrow(/two stages are named "same"/)
+  })
+})
+
+describe("mistakes are plan errors naming the stage", () => {
+  const endless = Pipeline.from(Sources.generator({ make: (seq) => seq }))
+  const finite = Pipeline.from(Sources.generator({ make: (seq) => seq, count: 10 }))
+  const planned = (build: (input: typeof endless) => Pipeline.Pipeline<never>) => () => plan(build(endless), options)
+
+  it("a stage that needs the whole input over an unbounded source: a global aggregate, sort, cogroup, a join's side", () => {
+    const aggregate = (input: typeof endless) => input.pipe(Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect()))
+    expect(planned(aggregate)).toThrow(
+      /stage "aggregate": an aggregate without a window needs a bounded input, but source "generator" is unbounded; add Stage.window/
+    )
+    expect(() => plan(aggregate(finite), options)).not.toThrow()
+    expect(planned((input) => input.pipe(Stage.map((n) => n), Stage.sort((a, b) => a - b), Stage.writeTo(Sinks.collect()))))
+      .toThrow(/stage "sort": sort needs a bounded input, but source "generator" is unbounded/)
+    expect(planned((input) =>
+      Stage.cogroup({ n: Stage.input(input.pipe(Stage.groupingKey((n) => n % 2)), Aggregate.counting()) }).pipe(Stage.writeTo(Sinks.collect()))
+    )).toThrow(/stage "cogroup": cogroup needs a bounded input/)
+    const join = (main: typeof endless, side: typeof endless) =>
+      main.pipe(Stage.hashJoin(side, { left: (x) => x, right: (y) => y }, (x, y) => [x, y]), Stage.writeTo(Sinks.collect()))
+    expect(() => plan(join(finite, endless), options)).toThrow(/stage "hashJoin": the side input of a join .* source "generator-2" is unbounded/)
+    // An unbounded main input streams through the join; a window makes an aggregate emit as it goes.
+    expect(() => plan(join(endless, finite), options)).not.toThrow()
+    expect(() =>
+      plan(endless.pipe(
+        Stage.withTimestamps((n) => n, { allowedLag: 0 }),
+        Stage.window(Window.tumbling(10)),
+        Stage.aggregate(Aggregate.counting()),
+        Stage.writeTo(Sinks.collect())
+      ), options)
+    ).not.toThrow()
+  })
+
+  it("a window before a stage that does not take one", () => {
+    const windowed = finite.pipe(Stage.withTimestamps((n) => n, { allowedLag: 0 }), Stage.window(Window.tumbling(1000)))
+    expect(() => plan(windowed.pipe(Stage.rollingAggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())), options))
+      .toThrow(/stage "rollingAggregate": rollingAggregate does not take a window; Stage.window applies to the Stage.aggregate after it/)
+    expect(() => plan(windowed.pipe(Stage.distinct, Stage.withName("dedup"), Stage.writeTo(Sinks.collect())), options))
+      .toThrow(/stage "dedup": distinct does not take a window/)
+    expect(() => plan(windowed.pipe(Stage.mapStateful(() => 0, (_, n) => n), Stage.writeTo(Sinks.collect())), options))
+      .toThrow(/stage "mapStateful": mapStateful does not take a window/)
+    const keyedWindow = finite.pipe(Stage.withTimestamps((n) => n, { allowedLag: 0 }), Stage.groupingKey((n) => n % 2), Stage.window(Window.tumbling(10)))
+    expect(() => Stage.cogroup({ n: Stage.input(keyedWindow, Aggregate.counting()) })).toThrow(/cogroup: an input does not take a window/)
+    // withName between a window and its aggregate keeps the window.
+    const dag = plan(windowed.pipe(Stage.withName("timed"), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())), options)
+    expect(dag.vertices.flatMap((v) => v.steps.map((s) => s.name))).toContain("aggregate")
+    expect(() => plan(finite.pipe(Stage.window(Window.tumbling(1000)), Stage.withName("w"), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())), options))
+      .toThrow(/a window needs event times/)
+  })
+
+  it("negative or non-finite durations", () => {
+    const timed = (allowedLag: number, idleTimeout?: number) =>
+      finite.pipe(Stage.withTimestamps((n) => n, { allowedLag, idleTimeout }), Stage.writeTo(Sinks.collect()))
+    expect(() => plan(timed(-100), options)).toThrow(/stage "timestamps": allowedLag must be zero or more, got -100 ms/)
+    expect(() => plan(timed(Infinity), options)).toThrow(/allowedLag must be zero or more/)
+    expect(() => plan(timed(0, 0), options)).toThrow(/idleTimeout must be positive, got 0 ms/)
+    expect(() => plan(timed(0), options)).not.toThrow()
+    expect(() =>
+      plan(finite.pipe(Stage.withTimestamps((n) => n, { allowedLag: 0 }), Stage.rollingAggregate(Aggregate.counting(), { ttl: -1 }), Stage.writeTo(Sinks.collect())), options)
+    ).toThrow(/stage "rollingAggregate": ttl must be positive, got -1 ms/)
+  })
+
+  it("a stage or anything else where a pipeline belongs (from JavaScript)", () => {
+    const stage = finite.pipe(Stage.map((n) => n))
+    expect(() => plan(stage as any, options)).toThrow(/a stage: end each stage in a sink with Stage.writeTo\(sink\)/)
+    expect(() => plan(Pipeline.make(stage as any), options)).toThrow(/end each stage in a sink/)
+    expect(() => plan(undefined as any, options)).toThrow(/not a pipeline/)
   })
 })
 

@@ -116,7 +116,23 @@ describe("windows on ordered events", () => {
     )))
     expect(flipped.message).toContain("withTimestamps")
     expect(() => Window.sliding(100, 30)).toThrow(/multiple of its step/)
-    expect(() => Window.tumbling(0)).toThrow(RangeError)
+    expect(() => Window.tumbling(0)).toThrow(PlanError)
+    // A window is not silently ignored by a stage that does not take one.
+    const windowed = Pipeline.from(Sources.fromIterable([1, 1500, 2500])).pipe(
+      Stage.withTimestamps((t) => t, { allowedLag: 0 }),
+      Stage.window(Window.tumbling("1 second"))
+    )
+    const pipelines = [
+      windowed.pipe(Stage.rollingAggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())),
+      windowed.pipe(Stage.distinct, Stage.writeTo(Sinks.collect()))
+    ]
+    for (const pipeline of pipelines) {
+      const error = await failureOf(pipeline)
+      expect(error).toBeInstanceOf(PlanError)
+      expect((error as PlanError).message).toMatch(/does not take a window/)
+    }
+    expect(() => Window.sliding("10 seconds", "3 seconds")).toThrow(PlanError)
+    expect(() => Window.sliding("10 seconds", "3 seconds")).toThrow(/sliding window size 10000 ms is not a multiple of its step 3000 ms/)
   })
 })
 
@@ -206,7 +222,7 @@ describe("watermarks", () => {
 
   it("coalesce over merged inputs, and an idle input stops holding them back after its idle timeout", async () => {
     // An input that never has data: without the idle timeout no window could close.
-    const silent = Source.make<Ev>({ name: "silent", open: () => Effect.succeed({ pull: Effect.as(Effect.sleep(5), []) }) })
+    const silent = Source.make<Ev>({ name: "silent", bounded: false, open: () => Effect.succeed({ pull: Effect.as(Effect.sleep(5), []) }) })
     const busy = Sources.generator({ make: (seq) => ({ key: "a", t: seq, x: 1 }), itemsPerSecond: 2000 })
     const out = Sinks.collect<Stage.WindowResult<undefined, number>>()
     const watermarks = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {

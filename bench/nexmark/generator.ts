@@ -483,6 +483,7 @@ export const source = (config: Config = {}): Source.Source<Event> => {
   const c = resolve(config)
   return Source.make({
     name: "nexmark",
+    bounded: Number.isFinite(c.count),
     eventTime: (e: Event) => e.dateTime,
     open: ({ batchSize, instance, instances, restoredPosition }) =>
       Effect.sync(() => {

@@ -1,6 +1,7 @@
 /**
  * `tributary`: start a member of a cluster, or submit a job to one.
  *
+ *   tributary help
  *   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
  *   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
  *                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>]
@@ -12,11 +13,12 @@
  * where other users of the machine could read it).
  */
 import { Platform } from "@tributary/core"
-import { Cause, Deferred, Effect } from "effect"
+import { Cause, Console, Deferred, Effect } from "effect"
 import * as Client from "./client/Client.ts"
 import * as Member from "./membership/Member.ts"
 
 const usage = `usage:
+  tributary help
   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>] [--snapshot-interval <ms>] [--wait]
@@ -64,11 +66,14 @@ const leaving = () => {
 
 const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
   const [command, ...rest] = argv
+  // Help needs no secret and no cluster.
+  if (command === "help" || argv.includes("--help") || argv.includes("-h")) return Console.log(usage)
+  if (command !== "member" && command !== "submit") throw new UsageError(command ? `unknown command "${command}"` : "no command")
   const { flags, positional, required, number } = parse(rest)
-  const secret = process.env.TRIBUTARY_SECRET
-  if (!secret) throw new UsageError("set the cluster secret in TRIBUTARY_SECRET")
   const cluster = required("cluster")
   const postgres = required("postgres")
+  const secret = process.env.TRIBUTARY_SECRET
+  if (!secret) throw new UsageError("set the cluster secret in TRIBUTARY_SECRET")
   switch (command) {
     case "member": {
       const port = number("port")
@@ -110,8 +115,6 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
         }
       })
     }
-    default:
-      throw new UsageError(command ? `unknown command "${command}"` : "no command")
   }
 }
 

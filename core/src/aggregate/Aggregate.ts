@@ -263,35 +263,77 @@ export const allOf: {
 const isOp = (u: unknown): u is AnyOp<unknown> =>
   typeof u === "object" && u !== null && "accumulate" in u && "combine" in u && "create" in u
 
+/**
+ * Sums of `x - x0` and `y - y0` (their squares and products) relative to a
+ * reference point `(x0, y0)` taken from the data, so that epoch timestamps
+ * do not swamp the small differences the slope is made of.
+ */
 interface Regression {
   n: number
+  x0: number
+  y0: number
   sx: number
   sy: number
-  sxy: number
   sxx: number
+  sxy: number
 }
+
+/** `acc`'s sums relative to `(x0, y0)` instead: the shift of Chan et al.'s pairwise formulas, about a data point rather than the mean (exact for integers). */
+const rebase = (acc: Regression, x0: number, y0: number): Regression => {
+  const { n, sx, sy } = acc
+  const dx = acc.x0 - x0
+  const dy = acc.y0 - y0
+  return {
+    n,
+    x0,
+    y0,
+    sx: sx + n * dx,
+    sy: sy + n * dy,
+    sxx: acc.sxx + dx * (2 * sx + n * dx),
+    sxy: acc.sxy + dx * sy + dy * sx + n * dx * dy
+  }
+}
+
+const noPoints = (): Regression => ({ n: 0, x0: 0, y0: 0, sx: 0, sy: 0, sxx: 0, sxy: 0 })
 
 /**
  * Least-squares slope of `y` over `x` (e.g. velocity from timestamped
- * positions). Plain sums, so it combines and deducts exactly for integer-ish
- * inputs; for large `x` (epoch millis) subtract a reference first to keep
- * precision. NaN for fewer than two points or no spread in `x`.
+ * positions). Sums are kept relative to a point of the data, and `combine`
+ * moves them to the reference of its second argument (the newest frame, as a
+ * window slides), so large `x` such as epoch milliseconds lose no precision;
+ * for integer inputs `combine` and `deduct` are exact. NaN for fewer than two
+ * points or no spread in `x`.
  */
 export const linearTrend = <I>(x: (i: I) => number, y: (i: I) => number): AggregateOp<I, Regression, number> => ({
   name: "linearTrend",
-  create: () => ({ n: 0, sx: 0, sy: 0, sxy: 0, sxx: 0 }),
+  create: noPoints,
   accumulate: (acc, i) => {
     const xi = x(i)
     const yi = y(i)
+    if (acc.n === 0) {
+      acc.x0 = xi
+      acc.y0 = yi
+    }
+    const dx = xi - acc.x0
+    const dy = yi - acc.y0
     acc.n++
-    acc.sx += xi
-    acc.sy += yi
-    acc.sxy += xi * yi
-    acc.sxx += xi * xi
+    acc.sx += dx
+    acc.sy += dy
+    acc.sxx += dx * dx
+    acc.sxy += dx * dy
     return acc
   },
-  combine: (a, b) => ({ n: a.n + b.n, sx: a.sx + b.sx, sy: a.sy + b.sy, sxy: a.sxy + b.sxy, sxx: a.sxx + b.sxx }),
-  deduct: (a, b) => ({ n: a.n - b.n, sx: a.sx - b.sx, sy: a.sy - b.sy, sxy: a.sxy - b.sxy, sxx: a.sxx - b.sxx }),
+  combine: (a, b) => {
+    if (a.n === 0 || b.n === 0) return { ...(a.n === 0 ? b : a) }
+    const r = rebase(a, b.x0, b.y0)
+    return { ...r, n: r.n + b.n, sx: r.sx + b.sx, sy: r.sy + b.sy, sxx: r.sxx + b.sxx, sxy: r.sxy + b.sxy }
+  },
+  deduct: (a, b) => {
+    if (b.n === 0) return { ...a }
+    if (a.n === b.n) return noPoints()
+    const r = rebase(b, a.x0, a.y0)
+    return { ...a, n: a.n - r.n, sx: a.sx - r.sx, sy: a.sy - r.sy, sxx: a.sxx - r.sxx, sxy: a.sxy - r.sxy }
+  },
   export: ({ n, sx, sy, sxy, sxx }) => {
     const denominator = n * sxx - sx * sx
     return n < 2 || denominator === 0 ? NaN : (n * sxy - sx * sy) / denominator

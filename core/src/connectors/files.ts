@@ -1,4 +1,4 @@
-import { Data, Effect, Exit, FileSystem, Scope } from "effect"
+import { Data, Effect, Exit, FileSystem, PlatformError, Scope } from "effect"
 import * as Source from "../pipeline/Source.ts"
 
 /** A file of a `files` source could not be listed, read or decoded. */
@@ -9,12 +9,11 @@ export class FileSourceError extends Data.TaggedError("FileSourceError")<{
   readonly reason: string
   readonly cause?: unknown
 }> {
+  // The cause's own message is left to the cause chain, so a rendering of the chain says it once.
   override get message() {
     const where = this.line === undefined ? this.path : `${this.path}:${this.line}`
-    const detail = this.cause === undefined
-      ? ""
-      : `: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
-    return `${where}: ${this.reason}${detail}`
+    const kind = PlatformError.isPlatformError(this.cause) ? ` (${this.cause.reason._tag})` : ""
+    return `${where}: ${this.reason}${kind}`
   }
 }
 
@@ -68,6 +67,20 @@ const cannotRead = (path: string) => (cause: unknown) =>
 const listFiles = (fs: FileSystem.FileSystem, directory: string, glob: string) =>
   Effect.gen(function*() {
     const pattern = globToRegExp(glob)
+    const info = yield* Effect.mapError(fs.stat(directory), (cause) =>
+      new FileSourceError({
+        path: directory,
+        line: undefined,
+        reason: cause.reason._tag === "NotFound" ? "no such directory" : "cannot read",
+        cause
+      }))
+    if (info.type !== "Directory") {
+      return yield* new FileSourceError({
+        path: directory,
+        line: undefined,
+        reason: "not a directory: Sources.files reads the files of a directory (choose them with the glob option)"
+      })
+    }
     const names = yield* Effect.mapError(
       fs.readDirectory(directory, { recursive: glob.includes("/") }),
       cannotRead(directory)
@@ -171,11 +184,14 @@ class LineDecoder {
  * says so), without their `\n` or `\r\n` terminators. Files are taken in name
  * order and dealt over the instances (file j to instance j % instances); each is
  * read in chunks and decoded as strict UTF-8, so malformed bytes fail the job
- * with a `FileSourceError` naming the file and line.
+ * with a `FileSourceError` naming the file and line. A `directory` that is not
+ * one fails likewise; a glob that matches no file logs a warning.
  */
-export const files = (directory: string, options?: FilesOptions): Source.Source<string, FileSystem.FileSystem> =>
-  Source.make({
-    name: options?.name ?? "files",
+export const files = (directory: string, options?: FilesOptions): Source.Source<string, FileSystem.FileSystem> => {
+  const name = options?.name ?? "files"
+  return Source.make({
+    name,
+    bounded: true,
     open: ({ batchSize, instance, instances, restoredPosition }) =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
@@ -184,8 +200,10 @@ export const files = (directory: string, options?: FilesOptions): Source.Source<
         let emitted = typeof restoredPosition === "number" ? restoredPosition : 0
         let skip = emitted
         const scope = yield* Effect.scope
-        const paths = (yield* listFiles(fs, directory, options?.glob ?? "*"))
-          .filter((_, j) => j % instances === instance)
+        const glob = options?.glob ?? "*"
+        const all = yield* listFiles(fs, directory, glob)
+        if (all.length === 0 && instance === 0) yield* Effect.logWarning(`source "${name}": no file in ${directory} matches "${glob}"`)
+        const paths = all.filter((_, j) => j % instances === instance)
         const buffer = new Uint8Array(CHUNK_SIZE)
         // decoded lines not yet pulled start at `taken`
         const lines: Array<string> = []
@@ -248,3 +266,4 @@ export const files = (directory: string, options?: FilesOptions): Source.Source<
         }
       })
   })
+}

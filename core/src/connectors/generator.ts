@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import { PlanError } from "../errors.ts"
 import * as Source from "../pipeline/Source.ts"
 
 export interface GeneratorOptions<A> {
@@ -11,7 +12,7 @@ export interface GeneratorOptions<A> {
   readonly make: (seq: number, due: number) => A
   /** Records per second over all instances; unlimited when omitted. */
   readonly itemsPerSecond?: number | undefined
-  /** Stop after this many records; unbounded when omitted. */
+  /** Stop after this many records (a whole number); unbounded when omitted or `Infinity`. */
   readonly count?: number | undefined
   /** The event time a record carries, for `Stage.withNativeTimestamps`. */
   readonly eventTime?: ((a: A) => number) | undefined
@@ -23,16 +24,28 @@ export interface GeneratorOptions<A> {
 /**
  * A test source: records made from sequence numbers, interleaved over the
  * instances (instance i makes i, i + n, i + 2n, ...), optionally at a fixed
- * rate and bounded.
+ * rate and bounded. A rate that is not a positive number, or a count that is
+ * not a whole number, is a `PlanError` here rather than a source that never
+ * emits.
  */
-export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
-  Source.make({
-    name: options.name ?? "generator",
+export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> => {
+  const name = options.name ?? "generator"
+  const { count, itemsPerSecond } = options
+  if (itemsPerSecond !== undefined && !(itemsPerSecond > 0)) {
+    throw new PlanError({ reason: `source "${name}": itemsPerSecond must be a positive number, got ${itemsPerSecond}` })
+  }
+  if (count !== undefined && count !== Infinity && !(Number.isInteger(count) && count >= 0)) {
+    throw new PlanError({ reason: `source "${name}": count must be a whole number, got ${count}` })
+  }
+  return Source.make({
+    name,
+    bounded: count !== undefined && count !== Infinity,
     eventTime: options.eventTime,
     maxParallelism: options.maxParallelism,
     open: ({ batchSize, instance, instances, restoredPosition }) =>
       Effect.sync(() => {
-        const { make, count = Infinity, itemsPerSecond } = options
+        const { make } = options
+        const end = count ?? Infinity
         const rate = itemsPerSecond === undefined ? undefined : itemsPerSecond / instances
         // Replayable: the position is the next sequence number.
         let seq = typeof restoredPosition === "number" ? restoredPosition : instance
@@ -41,7 +54,7 @@ export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
         return {
           position: () => seq,
           pull: Effect.suspend(() => {
-            if (seq >= count) return Effect.succeed(undefined)
+            if (seq >= end) return Effect.succeed(undefined)
             let due = batchSize
             if (rate !== undefined) {
               due = Math.min(batchSize, Math.floor(((Date.now() - started) / 1000) * rate) - emitted)
@@ -53,9 +66,9 @@ export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
             const batch: Array<A> = []
             if (rate === undefined) {
               const now = Date.now()
-              for (; batch.length < due && seq < count; seq += instances) batch.push(make(seq, now))
+              for (; batch.length < due && seq < end; seq += instances) batch.push(make(seq, now))
             } else {
-              for (; batch.length < due && seq < count; seq += instances) batch.push(make(seq, started + ((emitted + batch.length) * 1000) / rate))
+              for (; batch.length < due && seq < end; seq += instances) batch.push(make(seq, started + ((emitted + batch.length) * 1000) / rate))
             }
             emitted += batch.length
             return Effect.succeed(batch)
@@ -63,3 +76,4 @@ export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> =>
         }
       })
   })
+}

@@ -10,6 +10,7 @@ import * as Source from "../pipeline/Source.ts"
 export const fromIterable = <A>(items: Iterable<A>, options?: { readonly name?: string }): Source.Source<A> =>
   Source.make({
     name: options?.name ?? "items",
+    bounded: true,
     maxParallelism: Array.isArray(items) ? undefined : 1,
     open: ({ batchSize, instance, instances, restoredPosition }) =>
       Effect.sync(() => {

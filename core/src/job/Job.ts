@@ -91,9 +91,12 @@ export interface Job {
 
 let jobCounter = 0
 
-const positive = (name: string, value: number | undefined, fallback: number): number => {
+/** An integer option of at least `min` (1 unless said otherwise), or `fallback` when omitted. */
+const integer = (name: string, value: number | undefined, fallback: number, min = 1): number => {
   const v = value ?? fallback
-  if (!Number.isInteger(v) || v < 1) throw new PlanError({ reason: `${name} must be a positive integer, got ${v}` })
+  if (!Number.isInteger(v) || v < min) {
+    throw new PlanError({ reason: `${name} must be ${min === 1 ? "a positive integer" : `an integer of at least ${min}`}, got ${v}` })
+  }
   return v
 }
 
@@ -139,20 +142,22 @@ export const submit = <R>(
     const name = options.name ?? id
     const guarantee = options.processingGuarantee ?? "none"
     const store = options.snapshotStore ?? (yield* SnapshotStore.Current) ?? SnapshotStore.memory()
-    const { dag, executionOptions } = yield* Effect.try({
+    const { dag, executionOptions, maxRestarts, retain } = yield* Effect.try({
       try: () => {
         const dag = plan(pipeline, {
-          parallelism: positive("parallelism", options.parallelism, 1),
-          sourceParallelism: options.sourceParallelism === undefined ? undefined : positive("sourceParallelism", options.sourceParallelism, 1),
-          partitionCount: positive("partitionCount", options.partitionCount, DEFAULT_PARTITION_COUNT),
+          parallelism: integer("parallelism", options.parallelism, 1),
+          sourceParallelism: options.sourceParallelism === undefined ? undefined : integer("sourceParallelism", options.sourceParallelism, 1),
+          partitionCount: integer("partitionCount", options.partitionCount, DEFAULT_PARTITION_COUNT),
           spread: options.placement !== undefined
         })
         return {
           dag,
+          maxRestarts: integer("maxRestarts", options.maxRestarts, 10, 0),
+          retain: integer("retainedSnapshots", options.retainedSnapshots, SnapshotStore.DEFAULT_RETAINED),
           executionOptions: {
-            batchSize: positive("batchSize", options.batchSize, 1024),
-            queueCapacity: positive("queueCapacity", options.queueCapacity, 4),
-            snapshotInterval: positive("snapshotInterval", Duration.toMillis(options.snapshotInterval ?? "10 seconds"), 1),
+            batchSize: integer("batchSize", options.batchSize, 1024),
+            queueCapacity: integer("queueCapacity", options.queueCapacity, 4),
+            snapshotInterval: integer("snapshotInterval", Duration.toMillis(options.snapshotInterval ?? "10 seconds"), 1),
             placement: options.placement
           }
         }
@@ -174,11 +179,6 @@ export const submit = <R>(
       yield* store.save({ ...exported, job: name })
       initial = { ...exported, job: name }
     }
-    const maxRestarts = options.maxRestarts ?? 10
-    const retain = yield* Effect.try({
-      try: () => positive("retainedSnapshots", options.retainedSnapshots, SnapshotStore.DEFAULT_RETAINED),
-      catch: (e) => e as PlanError
-    })
     const tasklets = dag.vertices.reduce((n, v) => n + v.parallelism, 0)
     const scope = yield* Effect.scope
     // The services the job was submitted with (a file system for a directory store, ...), for the handle's operations.

@@ -13,6 +13,8 @@ export type Fn = (a: any) => any
 interface Base {
   /** Set by the user with `Stage.withName`; otherwise the planner names it. */
   readonly name?: string | undefined
+  /** Set by `Stage.window` before the stage: only an aggregate takes one, the planner refuses it elsewhere. */
+  readonly window?: WindowDefinition | undefined
 }
 
 export type Node =

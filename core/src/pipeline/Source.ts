@@ -35,6 +35,12 @@ export const SourceTypeId: unique symbol = Symbol.for("tributary/Source")
 export interface Source<out A, out R = never> {
   readonly [SourceTypeId]: { readonly _R: (_: never) => R }
   readonly name: string
+  /**
+   * Whether the source ends (its reader answers `undefined` at some point). The
+   * planner refuses stages that need the whole input (a global `aggregate`,
+   * `sort`, a join's side) over an unbounded one: they would never emit.
+   */
+  readonly bounded: boolean
   /** At most this many instances (1 for a source that cannot be split). */
   readonly maxParallelism?: number | undefined
   /** The event time a record carries from its origin, for `Stage.withNativeTimestamps`. */
@@ -46,6 +52,7 @@ export interface Source<out A, out R = never> {
 /** Builds a source from its parts. */
 export const make = <A, R = never>(def: {
   readonly name: string
+  readonly bounded: boolean
   readonly maxParallelism?: number | undefined
   readonly eventTime?: ((a: A) => number) | undefined
   readonly open: (ctx: SourceContext) => Effect.Effect<SourceReader<A>, unknown, R>

@@ -7,6 +7,7 @@
 import { Duration, type Effect, type Scope } from "effect"
 import { dual } from "effect/Function"
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
+import { PlanError } from "../errors.ts"
 import type { WindowDefinition, WindowResult } from "../window/Window.ts"
 import type { Node } from "./Node.ts"
 import type { Sink } from "./Sink.ts"
@@ -155,7 +156,8 @@ export interface WindowOptions<A> {
 
 /**
  * Windows the next `aggregate` by event time (after `withTimestamps`): one
- * `WindowResult` per window (and key, after `groupingKey`).
+ * `WindowResult` per window (and key, after `groupingKey`). Before any other
+ * stage the planner refuses it.
  */
 export const window: {
   <A>(definition: WindowDefinition, options?: WindowOptions<A>): <K, R>(self: Stage<A, K, R>) => Stage<A, Windowed<K>, R>
@@ -173,8 +175,9 @@ export const groupingKey: {
 } = dual(2, (self: Stage<any, any, any>, key: (a: any) => unknown) => next(self.node, key))
 
 /**
- * Aggregates all records (bounded input): one result, or one `KeyedResult` per
- * key after `groupingKey`. Runs in two stages: accumulate locally, combine per key.
+ * Aggregates all records (bounded input; over an unbounded one the planner asks
+ * for a window): one result, or one `KeyedResult` per key after `groupingKey`.
+ * Runs in two stages: accumulate locally, combine per key.
  */
 export const aggregate: {
   <A, Acc, O>(op: AggregateOp<A, Acc, O>): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
@@ -209,6 +212,7 @@ export const rollingAggregate: {
       kind: "rollingAggregate",
       input: self.node,
       key: self.key,
+      window: self.window?.definition,
       op,
       ttl: options?.ttl === undefined ? undefined : Duration.toMillis(options.ttl)
     })
@@ -251,6 +255,7 @@ export const mapStateful: {
       kind: "mapStateful",
       input: self.node,
       key: self.key,
+      window: self.window?.definition,
       create,
       fn,
       ttl: options?.ttl === undefined ? undefined : Duration.toMillis(options.ttl),
@@ -261,7 +266,7 @@ export const mapStateful: {
 
 /** Emits each distinct record once (or the first record of each key after `groupingKey`). */
 export const distinct = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
-  next({ kind: "distinct", input: self.node, key: self.key ?? ((a: unknown) => a) })
+  next({ kind: "distinct", input: self.node, key: self.key ?? ((a: unknown) => a), window: self.window?.definition })
 
 /** How records of the main input meet records of a side input. */
 export interface JoinOn<A, B, J> {
@@ -337,7 +342,8 @@ export const cogroup = <const T extends Record<string, CoGroupInput<any, any, an
 }
 
 const coInput = (i: CoGroupInput<any, any, any>) => {
-  if (i.stage.key === undefined) throw new TypeError("cogroup: every input needs Stage.groupingKey")
+  if (i.stage.key === undefined) throw new PlanError({ reason: "cogroup: every input needs Stage.groupingKey" })
+  if (i.stage.window !== undefined) throw new PlanError({ reason: "cogroup: an input does not take a window; Stage.window applies to the Stage.aggregate after it" })
   return { node: i.stage.node, key: i.stage.key as (a: any) => any, op: i.op }
 }
 
@@ -369,7 +375,7 @@ export const merge: {
  * `groupingKey`, round-robin otherwise (to spread a source that cannot be split).
  */
 export const rebalance = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
-  next({ kind: "rebalance", input: self.node, key: self.key })
+  next({ kind: "rebalance", input: self.node, key: self.key, window: self.window?.definition })
 
 /** Sorts a bounded input (the whole input, on one instance at the end). */
 export const sort: {
@@ -382,7 +388,7 @@ export const sort: {
 export const withName: {
   (name: string): <S extends Stage<any, any, any>>(self: S) => S
   <S extends Stage<any, any, any>>(self: S, name: string): S
-} = dual(2, (self: Stage<any, any, any>, name: string) => next({ ...self.node, name }, self.key))
+} = dual(2, (self: Stage<any, any, any>, name: string) => next({ ...self.node, name }, self.key, self.window))
 
 /** Ends the stage in `sink`, making a pipeline. */
 export const writeTo: {

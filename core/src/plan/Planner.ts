@@ -22,8 +22,8 @@ import { makeTransform, type PlannedTransform } from "../operator/Transform.ts"
 import { FrameAccumulate, SlidingWindowAggregate } from "../window/SlidingWindow.ts"
 import { SessionWindowAggregate } from "../window/SessionWindow.ts"
 import { inputsOf, type Node } from "../pipeline/Node.ts"
-import type { Pipeline } from "../pipeline/Pipeline.ts"
 import type { Sink } from "../pipeline/Sink.ts"
+import { isPipeline, isStage, type Pipeline } from "../pipeline/StageValue.ts"
 import type { Dag, Edge, Routing, StepFactory, Vertex } from "./Dag.ts"
 
 export interface PlanOptions {
@@ -58,6 +58,10 @@ const byEntryKey = (entry: readonly [unknown, unknown]) => entry[0]
 export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
   const { parallelism } = options
   const sourceParallelism = options.sourceParallelism ?? parallelism
+  // From JavaScript a stage (or anything else) may come where a pipeline belongs.
+  if (!isPipeline(pipeline) || pipeline.sinks.some((s) => s?.kind !== "sink")) {
+    throw new PlanError({ reason: `${isStage(pipeline) ? "a stage" : "not a pipeline"}: end each stage in a sink with Stage.writeTo(sink)` })
+  }
   if (pipeline.sinks.length === 0) throw new PlanError({ reason: "the pipeline has no sink" })
   if (!Number.isInteger(parallelism) || parallelism < 1) {
     throw new PlanError({ reason: `parallelism must be a positive integer, got ${parallelism}` })
@@ -80,9 +84,39 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
     used.set(base, n)
     if (node.name !== undefined && n > 1) throw new PlanError({ reason: `two stages are named "${base}"` })
     names.set(node, n === 1 ? base : `${base}-${n}`)
+    if (node.window !== undefined && node.kind !== "aggregate") {
+      throw new PlanError({ reason: `stage "${names.get(node)}": ${node.kind} does not take a window; Stage.window applies to the Stage.aggregate after it` })
+    }
   }
   pipeline.sinks.forEach(visit)
   const nameOf = (node: Node) => names.get(node)!
+
+  /** The name of an unbounded source `node` reads (through its main input, for a join), if any. */
+  const unboundedMemo = new Map<Node, string | undefined>()
+  const unboundedSource = (node: Node): string | undefined => {
+    if (unboundedMemo.has(node)) return unboundedMemo.get(node)
+    const inputs = node.kind === "hashJoin" ? [node.input] : inputsOf(node)
+    const found = node.kind === "source"
+      ? (node.source.bounded ? undefined : nameOf(node))
+      : inputs.map(unboundedSource).find((s) => s !== undefined)
+    unboundedMemo.set(node, found)
+    return found
+  }
+  /** A stage that emits only when its input ends would never emit, and grow without limit, on an unbounded one. */
+  const needsBounded = (node: Node, inputs: ReadonlyArray<Node>, what: string, instead?: string) => {
+    const source = inputs.map(unboundedSource).find((s) => s !== undefined)
+    if (source !== undefined) {
+      throw new PlanError({
+        reason: `stage "${nameOf(node)}": ${what} needs a bounded input, but source "${source}" is unbounded${instead ? `; ${instead}` : ""}`
+      })
+    }
+  }
+  /** A duration option in milliseconds: finite, and positive unless zero is allowed. */
+  const duration = (node: Node, option: string, ms: number | undefined, allowZero = false) => {
+    if (ms !== undefined && !(Number.isFinite(ms) && (ms > 0 || (allowZero && ms === 0)))) {
+      throw new PlanError({ reason: `stage "${nameOf(node)}": ${option} must be ${allowZero ? "zero or more" : "positive"}, got ${ms} ms` })
+    }
+  }
   /** Window results travel as events only when a stage (not just sinks) reads them. */
   const timedOutput = (node: Node) => readers.get(node)?.some((r) => r.kind !== "sink") ?? false
 
@@ -284,6 +318,8 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         return v
       }
       case "timestamps": {
+        duration(node, "allowedLag", node.allowedLag, true)
+        duration(node, "idleTimeout", node.idleTimeout)
         if (timed(node.input)) throw new PlanError({ reason: `stage "${name}": the records already have timestamps` })
         let time = node.time
         if (time === "native") {
@@ -309,6 +345,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       }
       case "aggregate": {
         if (node.window !== undefined) return lowerWindow(node, name)
+        needsBounded(node, [node.input], "an aggregate without a window", "add Stage.window before it, or use Stage.rollingAggregate for a running result")
         const { key, op } = node
         const v = fuseBare(node.input)
         addFirstStage(v, name, () => new Accumulate(name, op, key))
@@ -318,6 +355,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       }
       case "rollingAggregate": {
         const { key, op, ttl } = node
+        duration(node, "ttl", ttl)
         const isTimedInput = timed(node.input)
         if (ttl !== undefined && !isTimedInput) {
           throw new PlanError({ reason: `stage "${name}": a ttl is in event time and needs withTimestamps first` })
@@ -329,6 +367,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
       }
       case "mapStateful": {
         const { key, create, fn, ttl, expireAt, onEvict } = node
+        duration(node, "ttl", ttl)
         const isTimedInput = timed(node.input)
         if ((ttl !== undefined || expireAt !== undefined) && !isTimedInput) {
           throw new PlanError({ reason: `stage "${name}": state expiry is in event time and needs withTimestamps first` })
@@ -354,6 +393,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         return w
       }
       case "hashJoin": {
+        needsBounded(node, [node.side], "the side input of a join (loaded whole before the main input flows)")
         const main = bareOutput(node.input)
         const side = bareOutput(node.side)
         const w = newVertex(node, main.parallelism)
@@ -364,6 +404,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         return w
       }
       case "cogroup": {
+        needsBounded(node, node.inputs.map((i) => i.node), "cogroup")
         const w = newVertex(node, parallelism)
         node.inputs.forEach(({ key, node: input, op }, ordinal) => {
           const v = fuseBare(input)
@@ -391,6 +432,7 @@ export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
         return w
       }
       case "sort": {
+        needsBounded(node, [node.input], "sort", "for an order per window, use Stage.window with Aggregate.topN or toList")
         const { compare } = node
         const v = fuseBare(node.input)
         addFirstStage(v, name, () => new Sort(name, compare))

@@ -4,6 +4,7 @@
  */
 import { Duration } from "effect"
 import { dual } from "effect/Function"
+import { PlanError } from "../errors.ts"
 
 /** Fixed windows `[start, start + size)`: tumbling when `step === size`, sliding when smaller. */
 export interface SlidingWindow {
@@ -35,7 +36,7 @@ export interface WindowResult<out K, out V> {
 const millis = (name: string, input: Duration.Input): number => {
   const ms = Duration.toMillis(input)
   if (!Number.isFinite(ms) || ms <= 0 || !Number.isInteger(ms)) {
-    throw new RangeError(`${name} must be a positive whole number of milliseconds, got ${String(input)}`)
+    throw new PlanError({ reason: `${name} must be a positive whole number of milliseconds, got ${String(input)}` })
   }
   return ms
 }
@@ -54,7 +55,9 @@ export const tumbling = (size: Duration.Input): SlidingWindow => {
 export const sliding = (size: Duration.Input, step: Duration.Input): SlidingWindow => {
   const sizeMs = millis("sliding window size", size)
   const stepMs = millis("sliding window step", step)
-  if (sizeMs % stepMs !== 0) throw new RangeError(`sliding window size ${sizeMs} ms is not a multiple of its step ${stepMs} ms`)
+  if (sizeMs % stepMs !== 0) {
+    throw new PlanError({ reason: `sliding window size ${sizeMs} ms is not a multiple of its step ${stepMs} ms` })
+  }
   return { _tag: "Sliding", size: sizeMs, step: stepMs, earlyResultsPeriod: undefined }
 }
 
