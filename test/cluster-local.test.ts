@@ -71,6 +71,22 @@ describe("local cluster with a processing guarantee", () => {
   })
 })
 
+describe("local cluster, two sinks at the same default name", () => {
+  it("a member killed so that fewer members than source instances are left: snapshots still complete, each sink gets each record once", async () => {
+    const { out, status } = await streamingRun({ export: "twinSinks", members: 3, processingGuarantee: "exactly-once" }, (job) =>
+      Effect.gen(function*() {
+        yield* snapshotsDone(job, 2)
+        process.kill((yield* job.status).members[1]!.pid!, "SIGKILL")
+        // Snapshots go on completing with the source's three instances on two members.
+        const after = (yield* job.status).snapshot
+        yield* snapshotsDone(job, after + 2)
+      }))
+    expect(status.restarts).toBe(1)
+    expectEachRecordOnce(committedLines(path.join(out, "a")))
+    expectEachRecordOnce(committedLines(path.join(out, "b")))
+  })
+})
+
 describe("local cluster membership changes", () => {
   it("uses a member that joins: the job is rescaled onto it from a terminal snapshot, and the output stays exact", async () => {
     const { out, status } = await streamingRun({ members: 3, processingGuarantee: "exactly-once", scaleUpDelay: "100 millis" }, (job) =>
