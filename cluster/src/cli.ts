@@ -13,8 +13,6 @@
  */
 import { Platform } from "@tributary/core"
 import { Cause, Deferred, Effect } from "effect"
-import * as Client from "./client/Client.ts"
-import * as Member from "./membership/Member.ts"
 
 const usage = `usage:
   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
@@ -23,6 +21,15 @@ const usage = `usage:
 (the cluster secret in TRIBUTARY_SECRET)`
 
 class UsageError extends Error {}
+
+// A cluster across machines keeps its state in PostgreSQL, whose packages are optional (peer) dependencies.
+const postgresEntry = Effect.tryPromise({
+  try: () => import("./postgres.ts"),
+  catch: (cause) =>
+    (cause as { code?: string }).code === "ERR_MODULE_NOT_FOUND"
+      ? new Error(`a cluster across machines needs PostgreSQL's packages: npm install @effect/sql-pg @tributary/postgres (${(cause as Error).message})`)
+      : cause
+})
 
 const parse = (args: ReadonlyArray<string>) => {
   const flags = new Map<string, string>()
@@ -73,7 +80,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
     case "member": {
       const port = number("port")
       if (port === undefined) throw new UsageError("--port is required")
-      return Member.run({
+      return Effect.flatMap(postgresEntry, ({ Member }) => Member.run({
         cluster,
         postgres,
         secret,
@@ -81,7 +88,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
         host: flags.get("host"),
         // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
         leave: Deferred.await(leaving())
-      })
+      }))
     }
     case "submit": {
       const module = positional[0]
@@ -92,6 +99,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
       }
       const interval = number("snapshot-interval")
       return Effect.gen(function*() {
+        const { Client } = yield* postgresEntry
         const name = yield* Client.submit({
           cluster,
           postgres,
