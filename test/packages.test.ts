@@ -33,11 +33,16 @@ const workspaces = (readManifest(root) as Manifest & { workspaces: ReadonlyArray
     : [pattern]
 ).filter((dir) => fs.existsSync(path.join(root, dir, "package.json"))).map((dir) => readManifest(path.join(root, dir)).name)
 
-const run = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: Record<string, string> }) =>
+interface RunOptions {
+  readonly cwd: string
+  readonly env?: Record<string, string> | undefined
+}
+
+const run = (command: string, args: ReadonlyArray<string>, options: RunOptions) =>
   spawnSync(command, args, { ...options, env: { ...process.env, ...options.env }, encoding: "utf8", timeout: 120_000 })
 
 /** Runs and expects success: what it printed. */
-const output = (command: string, args: ReadonlyArray<string>, options: { cwd: string; env?: Record<string, string> }) => {
+const output = (command: string, args: ReadonlyArray<string>, options: RunOptions) => {
   const result = run(command, args, options)
   expect(result.status, `${command} ${args.join(" ")}: ${result.stdout}${result.stderr}`).toBe(0)
   return result.stdout
@@ -126,7 +131,7 @@ describe.skipIf(!onNode)("the packed packages, installed in a project of their o
   describe.each(Object.keys(runtimes))("on %s", (runtime) => {
     const runOn = (script: string, env?: Record<string, string>) => {
       const [command, args] = runtimes[runtime]!(script)
-      return output(command, args, { cwd: project, ...(env ? { env } : {}) }).trim()
+      return output(command, args, { cwd: project, env }).trim()
     }
 
     it("an embedded job", () => {
