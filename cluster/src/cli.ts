@@ -14,8 +14,6 @@
  */
 import { Platform } from "@tributary/core"
 import { Cause, Console, Deferred, Effect } from "effect"
-import * as Client from "./client/Client.ts"
-import * as Member from "./membership/Member.ts"
 
 const usage = `usage:
   tributary help
@@ -25,6 +23,15 @@ const usage = `usage:
 (the cluster secret in TRIBUTARY_SECRET)`
 
 class UsageError extends Error {}
+
+// A cluster across machines keeps its state in PostgreSQL, whose packages are optional (peer) dependencies.
+const postgresEntry = Effect.tryPromise({
+  try: () => import("./postgres.ts"),
+  catch: (cause) =>
+    (cause as { code?: string }).code === "ERR_MODULE_NOT_FOUND"
+      ? new Error(`a cluster across machines needs PostgreSQL's packages: npm install @effect/sql-pg @tributary/postgres (${(cause as Error).message})`)
+      : cause
+})
 
 const parse = (args: ReadonlyArray<string>) => {
   const flags = new Map<string, string>()
@@ -78,7 +85,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
     case "member": {
       const port = number("port")
       if (port === undefined) throw new UsageError("--port is required")
-      return Member.run({
+      return Effect.flatMap(postgresEntry, ({ Member }) => Member.run({
         cluster,
         postgres,
         secret,
@@ -86,7 +93,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
         host: flags.get("host"),
         // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
         leave: Deferred.await(leaving())
-      })
+      }))
     }
     case "submit": {
       const module = positional[0]
@@ -97,6 +104,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
       }
       const interval = number("snapshot-interval")
       return Effect.gen(function*() {
+        const { Client } = yield* postgresEntry
         const name = yield* Client.submit({
           cluster,
           postgres,

@@ -36,14 +36,18 @@ export interface Child {
   readonly exit: Effect.Effect<{ readonly code: number | null; readonly signal: string | null; readonly stderr: string }>
 }
 
-/** How this runtime runs a TypeScript module with the workspace's "source" condition. */
-const runtimeArgs = (): ReadonlyArray<string> => ("Deno" in globalThis ? ["run", "-A", "--conditions=source"] : ["--conditions=source"])
+// From this repository's sources, a child resolves the workspace packages to their sources
+// too ("source" condition); from an installed build, to the build those packages ship.
+const conditions = import.meta.url.endsWith(".ts") ? ["--conditions=source"] : []
+
+/** How this runtime runs a member script: the one of this build, or of these sources. */
+const runtimeArgs = (): ReadonlyArray<string> => ("Deno" in globalThis ? ["run", "-A", ...conditions] : conditions)
 
 /** How this runtime ran this process's own script (Deno does not report its flags). */
 export const ownRuntimeArgs = (): ReadonlyArray<string> => ("Deno" in globalThis ? runtimeArgs() : process.execArgv)
 
 export interface SpawnOptions {
-  /** The runtime's arguments before the script (default: run TypeScript with the "source" condition). */
+  /** The runtime's arguments before the script (default: what runs a member script of this build). */
   readonly runtimeArgs?: ReadonlyArray<string> | undefined
   /** Pass what the child prints (other than messages) on to this process's stdout and stderr. */
   readonly forwardOutput?: boolean | undefined
