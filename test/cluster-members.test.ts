@@ -160,6 +160,50 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expectExactOutput(out)
   })
 
+  /** Cuts the frames of the job's newest snapshot short, as a damaged disk would. */
+  const damageNewestSnapshot = async (job: string) => {
+    const sql = postgresClient(postgres, { max: 1, onnotice: () => {} })
+    const [row] = await sql`update tributary_snapshot_frames set data = substring(data from 1 for 20)
+      where job = ${job} and id = (select max(id) from tributary_snapshot_frames where job = ${job}) returning id`
+    await sql.end()
+    return Number(row!.id)
+  }
+  const jobName = () => `streaming-${Platform.runtime}-${Date.now()}`
+
+  it("a damaged newest snapshot in PostgreSQL, then a SIGKILLed member: the job restores the one before, each record once", async () => {
+    let damaged = 0
+    const name = jobName()
+    const { out, members } = await threeMembers(async (members) => {
+      await new Promise((r) => setTimeout(r, 2000))
+      // Frozen first: no snapshot can complete without its acknowledgement, so the damaged one is
+      // still the newest when the coordinator restarts the job after the kill.
+      const victim = members.find((m) => m !== coordinatorOf(members))!
+      victim.child.kill("SIGSTOP")
+      await new Promise((r) => setTimeout(r, 300))
+      damaged = await damageNewestSnapshot(name)
+      victim.child.kill("SIGKILL")
+    }, { name })
+    const warning = members.map((m) => m.log.match(/snapshot (\d+) in postgres \S+ damaged; restoring snapshot (\d+)/)).find((m) => m)
+    expect(warning?.slice(1).map(Number)).toEqual([damaged, damaged - 1])
+    expectExactOutput(out)
+  })
+
+  it("chaos: the coordinator's member SIGKILLed twice in a row, a damaged snapshot in between: the job completes exactly", async () => {
+    const name = jobName()
+    const { out, members } = await threeMembers(async (members) => {
+      await new Promise((r) => setTimeout(r, 1500))
+      const first = coordinatorOf(members)
+      first.child.kill("SIGKILL")
+      const survivors = members.filter((m) => m !== first)
+      await until("another member to take the coordinator over", () => survivors.some((m) => epochOf(m) > epochOf(first)))
+      await new Promise((r) => setTimeout(r, 2500))
+      await damageNewestSnapshot(name)
+      coordinatorOf(survivors).child.kill("SIGKILL")
+    }, { name })
+    expect(members.filter((m) => m.child.exitCode === null && m.child.signalCode === null).length).toBe(1)
+    expectExactOutput(out)
+  })
+
   it("a member that joins is used: the job is rescaled onto it and it produces results", async () => {
     const { out } = await threeMembers(async (_, add) => {
       await new Promise((r) => setTimeout(r, 1000))
