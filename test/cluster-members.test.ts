@@ -204,6 +204,15 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expectExactOutput(out)
   })
 
+  it("two sinks at the same default name, a member killed so that fewer members than source instances remain: each sink gets each record once", async () => {
+    const { out } = await threeMembers(async (members) => {
+      await new Promise((r) => setTimeout(r, 1500))
+      members.find((m) => m !== coordinatorOf(members))!.child.kill("SIGKILL")
+    }, { export: "twinSinks" })
+    expectEachRecordOnce(committedLines(path.join(out, "a")))
+    expectEachRecordOnce(committedLines(path.join(out, "b")))
+  })
+
   it("a member that joins is used: the job is rescaled onto it and it produces results", async () => {
     const { out } = await threeMembers(async (_, add) => {
       await new Promise((r) => setTimeout(r, 1000))
