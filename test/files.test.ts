@@ -236,6 +236,13 @@ const range = (n: number) => Array.from({ length: n }, (_, i) => i)
 const partLines = (dir: string) =>
   fs.readdirSync(dir).filter((n) => n.startsWith("part-")).flatMap((n) => linesOf(path.join(dir, n)))
 
+/** Opens an instance of a directory sink on `dir` by hand and runs `body` with its writer. */
+const instanceOf = (dir: string) => {
+  const sink = Sinks.directory<string>(dir)
+  return (ctx: Sink.SinkContext, body: (writer: Sink.SinkWriter<string>) => Effect.Effect<void, unknown>) =>
+    Effect.runPromise(Effect.scoped(Effect.flatMap(sink.open(ctx), body)).pipe(Effect.provide(NodeFileSystem.layer)) as Effect.Effect<void, unknown>)
+}
+
 describe("directory sink", () => {
   it("writes one part file per instance whose lines together are the input", async () => {
     const dir = path.join(tempDir(), "out", "nested")
@@ -263,9 +270,7 @@ describe("directory sink", () => {
 
   it("after a rescale to fewer instances, commits the transactions of instances gone up to the restored snapshot and drops later ones", async () => {
     const dir = tempDir()
-    const sink = Sinks.directory<string>(dir)
-    const use = (ctx: Sink.SinkContext, body: (writer: Sink.SinkWriter<string>) => Effect.Effect<void, unknown>) =>
-      Effect.runPromise(Effect.scoped(Effect.flatMap(sink.open(ctx), body)).pipe(Effect.provide(NodeFileSystem.layer)) as Effect.Effect<void, unknown>)
+    const use = instanceOf(dir)
     // Instance 2 of 3 prepares snapshots 5 and 6, then its member dies before any commit.
     await use({ instance: 2, instances: 3 }, (w) =>
       Effect.gen(function*() {
@@ -284,9 +289,7 @@ describe("directory sink", () => {
 
   it("restored from an older snapshot than its newest commit (a newer one was damaged), withdraws the parts committed after it", async () => {
     const dir = tempDir()
-    const sink = Sinks.directory<string>(dir)
-    const use = (ctx: Sink.SinkContext, body: (writer: Sink.SinkWriter<string>) => Effect.Effect<void, unknown>) =>
-      Effect.runPromise(Effect.scoped(Effect.flatMap(sink.open(ctx), body)).pipe(Effect.provide(NodeFileSystem.layer)) as Effect.Effect<void, unknown>)
+    const use = instanceOf(dir)
     await use({ instance: 0, instances: 1 }, (w) =>
       Effect.gen(function*() {
         for (const id of [5, 6]) {
