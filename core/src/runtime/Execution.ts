@@ -144,30 +144,31 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
       const taskletKey = `${vertex.name}#${instance}`
       const ended = restored?.ended.includes(taskletKey) ?? false
       const restoredPosition = restored?.positions.find(([s, i]) => s === vertex.sourceKey && i === instance)
-      const openSink = (sink: Sink<any, any> | undefined, at: { readonly instance: number; readonly instances: number }) =>
-        sink
-          ? Effect.map(
-            Effect.mapError(
-              // A sink that had ended commits its final transaction too: nothing of it will replay.
-              sink.open({ ...at, restoredSnapshot: ended ? FINAL_SNAPSHOT : restored?.id }),
-              (cause) => new SinkError({ sink: sink.name, cause })
-            ),
-            (writer) => {
-              if (writer.commit && coordinator && !ended) {
-                const commit = writer.commit
-                coordinator.register(taskletKey, (id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause })))
-              }
-              return { name: sink.name, writer }
+      /** Opens `sink` as instance `at` (of `instances`) and registers its commits with the coordinator. */
+      const openSink = (sink: Sink<any, any>, at: number, instances: number) =>
+        Effect.map(
+          Effect.mapError(
+            // A sink that had ended commits its final transaction too: nothing of it will replay.
+            sink.open({ instance: at, instances, restoredSnapshot: ended ? FINAL_SNAPSHOT : restored?.id }),
+            (cause) => new SinkError({ sink: sink.name, cause })
+          ),
+          (writer) => {
+            if (writer.commit && coordinator && !ended) {
+              const commit = writer.commit
+              coordinator.register(taskletKey, (id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause })))
             }
-          )
-          : Effect.succeed(undefined)
-      const lateAt = vertex.lateSink && { instance: vertex.lateSink.offset + instance, instances: vertex.lateSink.instances }
+            return { name: sink.name, writer }
+          }
+        )
+      const sinks = Effect.all({
+        sink: vertex.sink ? openSink(vertex.sink, instance, vertex.parallelism) : Effect.undefined,
+        lateSink: vertex.lateSink ? openSink(vertex.lateSink.sink, vertex.lateSink.offset + instance, vertex.lateSink.instances) : Effect.undefined
+      })
       if (ended) {
         // It had ended before the restored snapshot, which covers all it sent: run again, it would
         // send it again (a sink: overwrite its committed final transaction with an empty one). Its
         // sinks only recover, committing that final transaction if the crash came first.
-        yield* openSink(vertex.sink, ctx)
-        yield* openSink(vertex.lateSink?.sink, lateAt!)
+        yield* sinks
         yield* Effect.forEach(outputs[vertexId]![instance]!, (o) => Effect.forEach(o.channels, (c) => (c ? c.offer(DONE) : Effect.void)), {
           discard: true
         })
@@ -192,8 +193,7 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         vertex: vertex.name,
         instance,
         source: source && reader ? { name: source.name, reader } : undefined,
-        sink: yield* openSink(vertex.sink, ctx),
-        lateSink: yield* openSink(vertex.lateSink?.sink, lateAt!),
+        ...(yield* sinks),
         idleTimeout: vertex.idleTimeout,
         steps,
         stepNames: vertex.steps.map((s) => s.name),
