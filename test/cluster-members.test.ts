@@ -160,6 +160,16 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expectExactOutput(out)
   })
 
+  /** Waits until the job has stored two snapshots (the newest and one to fall back to). */
+  const twoSnapshotsStored = async (job: string) => {
+    const sql = postgresClient(postgres, { max: 1, onnotice: () => {} })
+    const stored = async () => Number((await sql`select count(distinct id) as n from tributary_snapshot_frames where job = ${job}`)[0]!.n)
+    for (const deadline = Date.now() + 30_000; (await stored()) < 2;) {
+      if (Date.now() > deadline) throw new Error(`job ${job} stored fewer than two snapshots in 30 s`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    await sql.end()
+  }
   /** Cuts the frames of the job's newest snapshot short, as a damaged disk would. */
   const damageNewestSnapshot = async (job: string) => {
     const sql = postgresClient(postgres, { max: 1, onnotice: () => {} })
@@ -178,6 +188,7 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
       // Frozen first: no snapshot can complete without its acknowledgement, so the damaged one is
       // still the newest when the coordinator restarts the job after the kill.
       const victim = members.find((m) => m !== coordinatorOf(members))!
+      await twoSnapshotsStored(name)
       victim.child.kill("SIGSTOP")
       await new Promise((r) => setTimeout(r, 300))
       damaged = await damageNewestSnapshot(name)
@@ -197,6 +208,7 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
       const survivors = members.filter((m) => m !== first)
       await until("another member to take the coordinator over", () => survivors.some((m) => epochOf(m) > epochOf(first)))
       await new Promise((r) => setTimeout(r, 2500))
+      await twoSnapshotsStored(name)
       await damageNewestSnapshot(name)
       coordinatorOf(survivors).child.kill("SIGKILL")
     }, { name })
