@@ -1,5 +1,6 @@
-import { Data, Effect, Exit, FileSystem, PlatformError, Scope } from "effect"
-import * as Source from "../pipeline/Source.ts"
+import { Data, Effect, FileSystem, PlatformError } from "effect"
+import * as Splits from "../connector/Splits.ts"
+import type * as Source from "../pipeline/Source.ts"
 
 /** A file of a `files` source could not be listed, read or decoded. */
 export class FileSourceError extends Data.TaggedError("FileSourceError")<{
@@ -179,91 +180,75 @@ class LineDecoder {
   }
 }
 
+/** Reads one file as lines, resuming after the first `skip` of them. */
+const readFile = (fs: FileSystem.FileSystem, path: string, skip: number, batchSize: number) =>
+  Effect.gen(function*() {
+    const file = yield* Effect.mapError(fs.open(path), cannotRead(path))
+    const buffer = new Uint8Array(CHUNK_SIZE)
+    // decoded lines not yet pulled start at `taken`
+    const lines: Array<string> = []
+    const decoder = new LineDecoder(path, lines)
+    let taken = 0
+    let emitted = skip
+    let left = skip
+    let ended = false
+
+    const readChunk = Effect.gen(function*() {
+      const n = yield* Effect.mapError(file.read(buffer), cannotRead(path))
+      yield* Effect.try({ try: () => (n === 0 ? decoder.end() : decoder.feed(buffer.subarray(0, n))), catch: (e) => e })
+      ended = n === 0
+    })
+
+    const reader: Splits.SplitReader<string> = {
+      position: () => emitted,
+      pull: Effect.gen(function*() {
+        while (true) {
+          if (taken > 0 && lines.length - taken < batchSize) {
+            lines.splice(0, taken)
+            taken = 0
+          }
+          while (lines.length - taken < batchSize + left && !ended) yield* readChunk
+          if (left > 0) {
+            const skipped = Math.min(left, lines.length - taken)
+            taken += skipped
+            left -= skipped
+          }
+          if (taken === lines.length) return ended ? undefined : []
+          const batch = lines.slice(taken, taken + batchSize)
+          taken += batch.length
+          emitted += batch.length
+          return batch
+        }
+      })
+    }
+    return reader
+  })
+
 /**
  * The lines of the regular files in `directory` (not recursive unless the glob
- * says so), without their `\n` or `\r\n` terminators. Files are taken in name
- * order and dealt over the instances (file j to instance j % instances); each is
+ * says so), without their `\n` or `\r\n` terminators. Each file is a split:
+ * taken in name order and dealt over the instances (file j to instance j %
+ * instances), each with its own position (lines read), so a job restored with
+ * another number of instances resumes every file where it was. Each file is
  * read in chunks and decoded as strict UTF-8, so malformed bytes fail the job
  * with a `FileSourceError` naming the file and line. A `directory` that is not
  * one fails likewise; a glob that matches no file logs a warning.
  */
 export const files = (directory: string, options?: FilesOptions): Source.Source<string, FileSystem.FileSystem> => {
   const name = options?.name ?? "files"
-  return Source.make({
+  const glob = options?.glob ?? "*"
+  return Splits.make({
     name,
     bounded: true,
-    open: ({ batchSize, instance, instances, restoredPosition }) =>
+    enumerate: ({ instance }) =>
       Effect.gen(function*() {
-        const fs = yield* FileSystem.FileSystem
-        // Replayable: the position is the number of lines this instance emitted; a restart
-        // reads the same files in the same order and skips that many.
-        let emitted = typeof restoredPosition === "number" ? restoredPosition : 0
-        let skip = emitted
-        const scope = yield* Effect.scope
-        const glob = options?.glob ?? "*"
-        const all = yield* listFiles(fs, directory, glob)
-        if (all.length === 0 && instance === 0) yield* Effect.logWarning(`source "${name}": no file in ${directory} matches "${glob}"`)
-        const paths = all.filter((_, j) => j % instances === instance)
-        const buffer = new Uint8Array(CHUNK_SIZE)
-        // decoded lines not yet pulled start at `taken`
-        const lines: Array<string> = []
-        let taken = 0
-        let nextFile = 0
-        let current: { file: FileSystem.File; scope: Scope.Closeable; decoder: LineDecoder } | undefined
-
-        // each file gets its own scope so its handle is closed once it is read
-        const openNext = Effect.gen(function*() {
-          const path = paths[nextFile++]!
-          const fileScope = yield* Scope.fork(scope)
-          const file = yield* Effect.mapError(Scope.provide(fs.open(path), fileScope), cannotRead(path))
-          current = { file, scope: fileScope, decoder: new LineDecoder(path, lines) }
-        })
-
-        const readChunk = Effect.gen(function*() {
-          const { decoder, file, scope: fileScope } = current!
-          const n = yield* Effect.mapError(file.read(buffer), cannotRead(decoder.path))
-          yield* Effect.try({
-            try: () => (n === 0 ? decoder.end() : decoder.feed(buffer.subarray(0, n))),
-            catch: (e) => e
-          })
-          if (n === 0) {
-            current = undefined
-            yield* Scope.close(fileScope, Exit.void)
-          }
-        })
-
-        const next = Effect.gen(function*() {
-          if (lines.length - taken < batchSize && taken > 0) {
-            lines.splice(0, taken)
-            taken = 0
-          }
-          while (lines.length < batchSize && (current !== undefined || nextFile < paths.length)) {
-            yield* current === undefined ? openNext : readChunk
-          }
-          if (taken === lines.length) return undefined
-          const batch = lines.slice(taken, taken + batchSize)
-          taken += batch.length
-          return batch
-        })
-
-        return {
-          position: () => emitted,
-          pull: Effect.gen(function*() {
-            while (true) {
-              const batch = yield* next
-              if (batch === undefined || skip === 0) {
-                if (batch) emitted += batch.length
-                return batch
-              }
-              const skipped = Math.min(skip, batch.length)
-              skip -= skipped
-              if (skipped < batch.length) {
-                emitted += batch.length - skipped
-                return batch.slice(skipped)
-              }
-            }
-          })
-        }
+        const paths = yield* listFiles(yield* FileSystem.FileSystem, directory, glob)
+        if (paths.length === 0 && instance === 0) yield* Effect.logWarning(`source "${name}": no file in ${directory} matches "${glob}"`)
+        return paths.map((path) => ({ id: path }))
+      }),
+    open: (split, position, batchSize) =>
+      Effect.gen(function*() {
+        return yield* readFile(yield* FileSystem.FileSystem, split.id, typeof position === "number" ? position : 0, batchSize)
       })
   })
 }

@@ -120,10 +120,10 @@ const checkCompatible = (dag: Dag, snapshot: Snapshot, from: string) => {
   // slice of the input its instance read, and a slice cut another way would replay or skip.
   for (const v of dag.vertices) {
     const saved = snapshot.positions.filter(([source]) => source === v.sourceKey).length
-    if (saved > 0 && saved !== v.parallelism) {
+    if (saved > 0 && saved !== v.parallelism && !v.source?.rescalable) {
       throw new PlanError({
         reason: `snapshot "${from}" holds the positions of ${saved} instances of source "${v.sourceKey}", ` +
-          `which now has ${v.parallelism}: a source keeps its parallelism across a snapshot (cap it with the source's maxParallelism)`
+          `which now has ${v.parallelism}: a source without splits keeps its parallelism across a snapshot (cap it with the source's maxParallelism)`
       })
     }
   }

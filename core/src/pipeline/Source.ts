@@ -8,6 +8,11 @@ export interface SourceContext {
   readonly batchSize: number
   /** After a restart: the position this instance reported in the snapshot restored (replay from there). */
   readonly restoredPosition?: unknown
+  /**
+   * After a restart: the positions every instance of the source reported, for a
+   * `rescalable` source restored with another number of instances.
+   */
+  readonly restoredPositions?: ReadonlyArray<unknown> | undefined
 }
 
 /** A running source instance, pulled by its tasklet one batch at a time. */
@@ -43,6 +48,12 @@ export interface Source<out A, out R = never> {
   readonly bounded: boolean
   /** At most this many instances (1 for a source that cannot be split). */
   readonly maxParallelism?: number | undefined
+  /**
+   * Its positions are per split, not per instance (`Splits.make`): a snapshot of it
+   * restores with any number of instances. Otherwise an instance's position belongs
+   * to the slice of input it read, and the number of instances must stay.
+   */
+  readonly rescalable?: boolean | undefined
   /** The event time a record carries from its origin, for `Stage.withNativeTimestamps`. */
   readonly eventTime?: ((a: any) => number) | undefined
   /** Runs in the tasklet's scope; its requirements are the `R` above (plus `Scope`). */
@@ -54,6 +65,7 @@ export const make = <A, R = never>(def: {
   readonly name: string
   readonly bounded: boolean
   readonly maxParallelism?: number | undefined
+  readonly rescalable?: boolean | undefined
   readonly eventTime?: ((a: A) => number) | undefined
   readonly open: (ctx: SourceContext) => Effect.Effect<SourceReader<A>, unknown, R>
 }): Source<A, Exclude<R, Scope.Scope>> => ({ [SourceTypeId]: variance, ...def })

@@ -176,7 +176,12 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         return
       }
       const reader = source
-        ? yield* Effect.mapError(source.open({ ...ctx, batchSize: options.batchSize, restoredPosition: restoredPosition?.[2] }), (cause) =>
+        ? yield* Effect.mapError(source.open({
+          ...ctx,
+          batchSize: options.batchSize,
+          restoredPosition: restoredPosition?.[2],
+          restoredPositions: restored?.positions.filter(([s]) => s === vertex.sourceKey).map((p) => p[2])
+        }), (cause) =>
           new SourceError({ source: source.name, cause }))
         : undefined
       const steps = yield* Effect.forEach(vertex.steps, (s) =>

@@ -1,0 +1,104 @@
+/**
+ * Sources made of splits (Flink's split enumerator, Jet's partition
+ * assignment): the input is a list of splits — a file, a partition, a key
+ * range — each read on its own and each with its own position. Every instance
+ * enumerates the same list and reads its share; the snapshot keeps a position
+ * per split id, so a job restored with another number of instances deals the
+ * splits again and each resumes from its own position.
+ */
+import { Effect, Exit, Scope } from "effect"
+import * as Source from "../pipeline/Source.ts"
+
+export interface Split {
+  /** Unique among the splits of the source, stable across runs: positions are saved under it. */
+  readonly id: string
+}
+
+/** One split being read. */
+export interface SplitReader<out A> {
+  /** The next batch of the split; `[]`: nothing right now; `undefined`: the split is finished. */
+  readonly pull: Effect.Effect<ReadonlyArray<A> | undefined, unknown>
+  /** The split's position after the records pulled so far (plain data). */
+  readonly position: () => unknown
+}
+
+export interface SplitSourceOptions<A, S extends Split, R> {
+  readonly name: string
+  /** Whether every split ends: then an instance reads its splits one after another, else in turn. */
+  readonly bounded: boolean
+  readonly maxParallelism?: number | undefined
+  readonly eventTime?: ((a: A) => number) | undefined
+  /** The splits of the input, the same in every instance (e.g. sorted); told which instance asks. */
+  readonly enumerate: (ctx: { readonly instance: number; readonly instances: number }) => Effect.Effect<ReadonlyArray<S>, unknown, R>
+  /** Opens `split` in its own scope (closed once it is finished), resuming after `position` when it has one. */
+  readonly open: (split: S, position: unknown, batchSize: number) => Effect.Effect<SplitReader<A>, unknown, R | Scope.Scope>
+}
+
+/** What an instance saves: each of its splits' id, position (undefined: not started) and whether it is finished. */
+type Positions = ReadonlyArray<readonly [id: string, position: unknown, finished: boolean]>
+
+interface State<A, S> {
+  readonly split: S
+  position: unknown
+  finished: boolean
+  reader: SplitReader<A> | undefined
+  scope: Scope.Closeable | undefined
+}
+
+/** A source of splits: split j of the enumeration is read by instance j mod instances. */
+export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<A, S, R>): Source.Source<A, Exclude<R, Scope.Scope>> =>
+  Source.make({
+    name: options.name,
+    bounded: options.bounded,
+    maxParallelism: options.maxParallelism,
+    eventTime: options.eventTime,
+    rescalable: true,
+    open: ({ batchSize, instance, instances, restoredPositions }) =>
+      Effect.gen(function*() {
+        // Every instance of the restored execution saved the splits it read, whatever their number.
+        const saved = new Map<string, Positions[number]>()
+        for (const positions of restoredPositions ?? []) for (const p of positions as Positions) saved.set(p[0], p)
+        const scope = yield* Effect.scope
+        // Splits open as they are reached, with the services the source was opened with.
+        const context = yield* Effect.context<R>()
+        const states: Array<State<A, S>> = (yield* options.enumerate({ instance, instances }))
+          .filter((_, j) => j % instances === instance)
+          .map((split) => ({ split, position: saved.get(split.id)?.[1], finished: saved.get(split.id)?.[2] ?? false, reader: undefined, scope: undefined }))
+        let cursor = 0
+
+        const finish = (s: State<A, S>) =>
+          Effect.suspend(() => {
+            s.finished = true
+            s.position = s.reader!.position()
+            s.reader = undefined
+            return Scope.close(s.scope!, Exit.void)
+          })
+
+        /** The next batch of split `s`, opening it first if needed; `undefined` once it is finished. */
+        const pullFrom = (s: State<A, S>) =>
+          Effect.gen(function*() {
+            if (!s.reader) {
+              s.scope = yield* Scope.fork(scope)
+              s.reader = yield* Scope.provide(Effect.provideContext(options.open(s.split, s.position, batchSize), context), s.scope)
+            }
+            const batch = yield* s.reader.pull
+            if (batch === undefined) yield* finish(s)
+            return batch
+          })
+
+        return {
+          position: (): Positions => states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const),
+          pull: Effect.gen(function*() {
+            // One round over the splits at most: a bounded source stays on a split until it is
+            // finished; an unbounded one takes them in turn, so none starves the others.
+            for (let tried = 0; tried < states.length; tried++) {
+              const s = states[cursor]!
+              const batch = s.finished ? undefined : yield* pullFrom(s)
+              if (batch === undefined || !options.bounded) cursor = (cursor + 1) % states.length
+              if (batch !== undefined && batch.length > 0) return batch
+            }
+            return states.every((s) => s.finished) ? undefined : []
+          })
+        }
+      })
+  })
