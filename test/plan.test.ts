@@ -109,7 +109,7 @@ describe("watermark granularity", () => {
   const timed = Pipeline.from(Sources.fromIterable([1234])).pipe(Stage.withTimestamps((t) => t, { allowedLag: 0 }))
   const counted = (window: Window.WindowDefinition) => timed.pipe(Stage.window(window), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect()))
   /** The watermark the timestamps stage of `pipeline` reports after an event at time 1234. */
-  const watermarkOf = (pipeline: Pipeline.Pipeline<never>) => {
+  const watermarkOf = (pipeline: Pipeline.Pipeline<unknown>) => {
     const step = plan(pipeline, options).vertices.flatMap((v) => v.steps).find((s) => s.name === "timestamps")!
     const op = (Effect.runSync(step.make({ instance: 0, instances: 1 }) as Effect.Effect<Step>) as { op: Operator<number, unknown> }).op
     op.process(0, [1234], [])

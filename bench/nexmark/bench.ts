@@ -18,7 +18,7 @@ const N = 2_000_000
 const PREGENERATED = 1_000_000
 const LATENCY_RATE = 200_000
 
-type Query = (events: Stage.Stage<Event>) => Stage.Stage<any>
+type Query = (events: Stage.Stage<Event>) => Stage.Stage<any, Stage.Unkeyed, never, never, unknown>
 const queries: ReadonlyArray<[string, Query]> = [
   ["Q0", Q.q0], ["Q1", Q.q1], ["Q2", Q.q2], ["Q3", Q.q3], ["Q4", Q.q4], ["Q5", Q.q5],
   ["Q7", Q.q7], ["Q8", Q.q8], ["Q11", Q.q11], ["Q12", Q.q12]
