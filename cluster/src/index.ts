@@ -2,6 +2,8 @@
  * Tributary's cluster runtime. So far: the data link that carries record
  * batches between members (length-prefixed msgpack frames, a byte-counted
  * receive window, a mutual HMAC handshake over the cluster secret).
+ *
+ * @module @tributary/cluster
  */
 export * as Link from "./link/Link.ts"
 export type { LinkControl, LinkItem, LinkStats, Listener } from "./link/Link.ts"
