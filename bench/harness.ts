@@ -27,8 +27,12 @@ export const bestOf = async (runs: number, body: () => Promise<void> | void): Pr
   return best
 }
 
-/** Records per second for `count` records in `ms` milliseconds. */
-export const perSecond = (count: number, ms: number) => (count / ms) * 1000
+/** Records per second for `count` records in `ms` milliseconds: a rate that cannot be right is an error, not a row. */
+export const perSecond = (count: number, ms: number) => {
+  const rate = (count / ms) * 1000
+  if (!(rate > 0 && Number.isFinite(rate))) throw new RangeError(`${count} records in ${ms} ms is not a rate`)
+  return rate
+}
 
 /**
  * Latencies in whole milliseconds (0 to 60 s), counted per millisecond: recording
@@ -65,4 +69,32 @@ export const percentile = (sorted: ReadonlyArray<number>, p: number) =>
 
 export const check = (what: string, actual: unknown, expected: unknown) => {
   if (actual !== expected) throw new Error(`${what}: got ${String(actual)}, expected ${String(expected)}`)
+}
+
+/**
+ * Runs `benchmarks` and prints a table, or with `json` one JSON document. The
+ * document alone goes to stdout: whatever else a run prints there (the
+ * logger, the log lines of member processes) goes to stderr meanwhile.
+ */
+export const report = async (benchmarks: ReadonlyArray<Benchmark>, json: boolean, machine: Record<string, unknown>) => {
+  const stdout = process.stdout.write.bind(process.stdout)
+  const format = (m: Measurement) => {
+    const value = m.unit.endsWith("/s") ? `${(m.value / 1e6).toFixed(2)} M` : m.value.toFixed(1)
+    const details = Object.entries(m.details ?? {}).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(1) : v}`).join(", ")
+    return `| ${m.benchmark} | ${m.variant} | ${value} ${m.unit} | ${details} |`
+  }
+  const results: Array<Measurement> = []
+  if (json) process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write
+  else console.log(`${machine.runtime} on ${machine.cpu} (${machine.cores} cores)\n\n| benchmark | variant | result | notes |\n|---|---|---|---|`)
+  try {
+    for (const benchmark of benchmarks) {
+      for (const m of await benchmark.run()) {
+        results.push(m)
+        if (!json) console.log(format(m))
+      }
+    }
+  } finally {
+    process.stdout.write = stdout
+  }
+  if (json) stdout(`${JSON.stringify({ machine, results }, null, 2)}\n`)
 }

@@ -5,7 +5,7 @@
  */
 import * as os from "node:os"
 import { cluster } from "./cluster.ts"
-import type { Benchmark, Measurement } from "./harness.ts"
+import { type Benchmark, report } from "./harness.ts"
 import { link } from "./link.ts"
 import { nexmark } from "./nexmark/bench.ts"
 import { recovery } from "./recovery.ts"
@@ -32,18 +32,4 @@ const machine = {
   cores: os.cpus().length
 }
 
-const format = (m: Measurement) => {
-  const value = m.unit.endsWith("/s") ? `${(m.value / 1e6).toFixed(2)} M` : m.value.toFixed(1)
-  const details = Object.entries(m.details ?? {}).map(([k, v]) => `${k} ${typeof v === "number" ? v.toFixed(1) : v}`).join(", ")
-  return `| ${m.benchmark} | ${m.variant} | ${value} ${m.unit} | ${details} |`
-}
-
-const results: Array<Measurement> = []
-if (!json) console.log(`${machine.runtime} on ${machine.cpu} (${machine.cores} cores)\n\n| benchmark | variant | result | notes |\n|---|---|---|---|`)
-for (const benchmark of selected) {
-  for (const m of await benchmark.run()) {
-    results.push(m)
-    if (!json) console.log(format(m))
-  }
-}
-if (json) console.log(JSON.stringify({ machine, results }, null, 2))
+await report(selected, json, machine)

@@ -13,10 +13,10 @@ import { rng, sorted } from "./helpers.ts"
 // plain code-unit order: the helper's JSON comparator is slow on tens of thousands of lines
 const sortedLines = (lines: ReadonlyArray<string>) => [...lines].sort()
 
-const run = (pipeline: P<FileSystem.FileSystem>, options?: JobOptions) =>
+const run = (pipeline: P<unknown, FileSystem.FileSystem>, options?: JobOptions) =>
   Effect.runPromise(Effect.provide(Tributary.run(pipeline, options), NodeFileSystem.layer))
 
-const failureOf = (pipeline: P<FileSystem.FileSystem>, options?: JobOptions): Promise<unknown> =>
+const failureOf = (pipeline: P<unknown, FileSystem.FileSystem>, options?: JobOptions): Promise<unknown> =>
   Effect.runPromise(Effect.provide(Effect.flip(Tributary.run(pipeline, options)), NodeFileSystem.layer))
 
 const tempDirs: Array<string> = []

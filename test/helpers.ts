@@ -5,10 +5,10 @@ import { type JobOptions, run } from "../core/src/job/Job.ts"
 import type { Pipeline } from "../core/src/pipeline/Pipeline.ts"
 
 /** Runs a pipeline to completion as a promise (for plain vitest tests). */
-export const runJob = (pipeline: Pipeline<never>, options?: JobOptions) => Effect.runPromise(run(pipeline, options))
+export const runJob = (pipeline: Pipeline<unknown>, options?: JobOptions) => Effect.runPromise(run(pipeline, options))
 
 /** Runs a pipeline and returns how it failed (or throws if it did not). */
-export const failureOf = async (pipeline: Pipeline<never>, options?: JobOptions): Promise<unknown> => {
+export const failureOf = async (pipeline: Pipeline<unknown>, options?: JobOptions): Promise<unknown> => {
   const exit = await Effect.runPromise(Effect.flip(run(pipeline, options)))
   return exit
 }

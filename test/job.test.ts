@@ -1,7 +1,8 @@
-import { Effect, Fiber } from "effect"
+import { Data, Effect, Exit, Fiber } from "effect"
 import { describe, expect, it } from "vitest"
 import {
   Aggregate,
+  failedStage,
   JobCancelledError,
   PlanError,
   Pipeline,
@@ -38,6 +39,39 @@ describe("failures", () => {
     expect(e.record).toBe(42)
     expect(e.message).toContain("validate")
     expect(e.message).toContain("no 42 please")
+  })
+
+  class RateNotFound extends Data.TaggedError("RateNotFound")<{ readonly currency: string }> {}
+  const trades = Pipeline.from(Sources.fromIterable([{ id: 1, currency: "USD" }, { id: 2, currency: "EUR" }]))
+
+  it("a stage's own typed error fails the job as it is, with the stage and record beside it", async () => {
+    const job = Tributary.run(
+      trades.pipe(
+        Stage.mapEffect((t) => (t.currency === "EUR" ? Effect.fail(new RateNotFound({ currency: t.currency })) : Effect.succeed(t))),
+        Stage.withName("convert"),
+        Stage.writeTo(Sinks.collect())
+      )
+    )
+    expect(await Effect.runPromise(Effect.catchTag(job, "RateNotFound", (e) => Effect.succeed(e.currency)))).toBe("EUR")
+    const exit = await Effect.runPromise(Effect.exit(job))
+    expect(Exit.isFailure(exit) && failedStage(exit.cause)).toEqual({ stage: "convert", record: { id: 2, currency: "EUR" } })
+    const resource = Effect.acquireRelease(Effect.fail(new RateNotFound({ currency: "GBP" })), () => Effect.void)
+    const acquired = await Effect.runPromise(Effect.exit(Tributary.run(
+      trades.pipe(Stage.mapUsingService(resource, (_, t) => t), Stage.withName("rates"), Stage.writeTo(Sinks.collect()))
+    )))
+    expect(Exit.isFailure(acquired) && failedStage(acquired.cause)).toEqual({ stage: "rates", record: undefined })
+  })
+
+  it("a thrown tagged error's message shows its tag and fields", async () => {
+    const error = await failureOf(trades.pipe(
+      Stage.map((t) => {
+        if (t.currency === "EUR") throw new RateNotFound({ currency: t.currency })
+        return t
+      }),
+      Stage.withName("convert"),
+      Stage.writeTo(Sinks.collect())
+    ))
+    expect((error as StageError).message).toBe(`stage "convert" failed on record {"id":2,"currency":"EUR"}: RateNotFound {"currency":"EUR"}`)
   })
 
   it("a throwing key function and a throwing aggregate name their stage", async () => {

@@ -10,7 +10,7 @@ const ordered: Config & { count: number } = { seed: 7, count: 6000, eventsPerSec
 const shuffled: Config & { count: number } = { ...ordered, seed: 11, outOfOrderGroupSize: 97 }
 
 /** Runs `query` over the generated stream and collects its output. */
-const run = async <B>(config: Config, query: (s: Stage.Stage<any>) => Stage.Stage<B>, parallelism = 1) => {
+const run = async <B>(config: Config, query: (s: Stage.Stage<any>) => Stage.Stage<B, Stage.Unkeyed, never, never, unknown>, parallelism = 1) => {
   const out = Sinks.collect<B>()
   await runJob(query(Pipeline.from(source(config))).pipe(Stage.writeTo(out)), { parallelism })
   return out.items

@@ -149,6 +149,8 @@ describe("mistakes are plan errors naming the stage", () => {
     // withName between a window and its aggregate keeps the window.
     const dag = plan(windowed.pipe(Stage.withName("timed"), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())), options)
     expect(dag.vertices.flatMap((v) => v.steps.map((s) => s.name))).toContain("aggregate")
+    // A type error too; from JavaScript, a PlanError.
+    // @ts-expect-error a window needs Stage.withTimestamps before it
     expect(() => plan(finite.pipe(Stage.window(Window.tumbling(1000)), Stage.withName("w"), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect())), options))
       .toThrow(/a window needs event times/)
   })
@@ -177,7 +179,7 @@ describe("watermark granularity", () => {
   const timed = Pipeline.from(Sources.fromIterable([1234])).pipe(Stage.withTimestamps((t) => t, { allowedLag: 0 }))
   const counted = (window: Window.WindowDefinition) => timed.pipe(Stage.window(window), Stage.aggregate(Aggregate.counting()), Stage.writeTo(Sinks.collect()))
   /** The watermark the timestamps stage of `pipeline` reports after an event at time 1234. */
-  const watermarkOf = (pipeline: Pipeline.Pipeline<never>) => {
+  const watermarkOf = (pipeline: Pipeline.Pipeline<unknown>) => {
     const step = plan(pipeline, options).vertices.flatMap((v) => v.steps).find((s) => s.name === "timestamps")!
     const op = (Effect.runSync(step.make({ instance: 0, instances: 1 }) as Effect.Effect<Step>) as { op: Operator<number, unknown> }).op
     op.process(0, [1234], [])

@@ -25,9 +25,9 @@ afterEach(() => {
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
 })
 
-const run = (pipeline: P<any>, options: JobOptions) =>
+const run = (pipeline: P<any, any>, options: JobOptions) =>
   Effect.runPromise(Tributary.run(pipeline, options).pipe(Effect.provide(Platform.layer)) as Effect.Effect<void, unknown>)
-const failureOf = (pipeline: P<any>, options: JobOptions) =>
+const failureOf = (pipeline: P<any, any>, options: JobOptions) =>
   Effect.runPromise(Effect.flip(Tributary.run(pipeline, options)).pipe(Effect.provide(Platform.layer)) as Effect.Effect<unknown>)
 
 /** The lines of every committed part file of a directory sink. */

@@ -48,7 +48,7 @@ describe("a source of splits", () => {
       initialSnapshot
     })
     /** Runs until `seen` passes `upTo`, exports a snapshot as `name` and cancels. */
-    const exportAt = (job: Job, upTo: number, name: string) =>
+    const exportAt = (job: Job<any>, upTo: number, name: string) =>
       Effect.gen(function*() {
         while (seen < upTo) yield* Effect.sleep(5)
         yield* job.exportSnapshot(name)

@@ -9,7 +9,7 @@ import { source } from "./generator.ts"
 import * as Q from "./queries.ts"
 
 const discard = Sink.make<unknown>({ name: "discard", open: () => Effect.succeed({ write: () => Effect.void }) })
-const query = (q: (events: Stage.Stage<any>) => Stage.Stage<any>) =>
+const query = (q: (events: Stage.Stage<any>) => Stage.Stage<any, Stage.Unkeyed, never, never, unknown>) =>
   q(Pipeline.from(source({ count: Number(process.env.NEXMARK_COUNT ?? 1_000_000) }))).pipe(Stage.writeTo(discard))
 
 export const Q0 = query(Q.q0)

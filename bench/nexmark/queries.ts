@@ -7,11 +7,11 @@
 import { Aggregate, Stage, Window } from "../../core/src/index.ts"
 import type { Auction, Bid, Event, Person } from "./generator.ts"
 
-type Events<R> = Stage.Stage<Event, Stage.Unkeyed, R>
+type Events<R> = Stage.Stage<Event, Stage.Unkeyed, never, R>
 
 export const LAG = 4000
 export const isBid = (e: Event): e is Bid => e.kind === "bid"
-const byDateTime = <A extends Event, R>(self: Stage.Stage<A, Stage.Unkeyed, R>) =>
+const byDateTime = <A extends Event, R>(self: Stage.Stage<A, Stage.Unkeyed, never, R>) =>
   Stage.withTimestamps(self, (e) => e.dateTime, { allowedLag: LAG })
 
 /** The records whose `value(record)` is the greatest, ties included (plain data, so snapshottable). */

@@ -4,6 +4,8 @@
  * (length-prefixed msgpack frames, a byte-counted receive window, a mutual
  * HMAC handshake over the cluster secret). Members across machines:
  * `@tributary/cluster/postgres`.
+ *
+ * @module @tributary/cluster
  */
 export * as Link from "./link/Link.ts"
 export type { LinkControl, LinkItem, LinkStats, Listener } from "./link/Link.ts"

@@ -1,4 +1,4 @@
-import { Data } from "effect"
+import { Cause, Context, Data } from "effect"
 
 /** A short, bounded rendering of a record for error messages. */
 export const preview = (value: unknown): string => {
@@ -11,9 +11,31 @@ export const preview = (value: unknown): string => {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text
 }
 
-const causeMessage = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+/** A cause's message; for one without (a tagged error), its tag and fields. */
+const causeMessage = (cause: unknown): string => {
+  if (cause instanceof Error && cause.message !== "") return cause.message
+  if (typeof cause !== "object" || cause === null) return String(cause)
+  const { _tag, ...fields } = cause as { readonly _tag?: unknown }
+  const name = _tag ?? (cause instanceof Error ? cause.name : undefined)
+  if (name === undefined) return preview(cause)
+  return Object.keys(fields).length === 0 ? String(name) : `${String(name)} ${preview(fields)}`
+}
 
-/** A user function threw: names the stage and carries the record it threw on. */
+/**
+ * Where a stage's own typed error (of `mapEffect`, of `mapUsingService`'s
+ * resource) arose. The job fails with the error itself, so it can be caught by
+ * its tag; this annotation of the failure's `Cause` keeps the stage and record.
+ */
+export class FailedStage extends Context.Service<FailedStage, {
+  readonly stage: string
+  readonly record: unknown
+}>()("tributary/FailedStage") {}
+
+/** The stage and record that a job's failure with a stage's own error arose at. */
+export const failedStage = <E>(cause: Cause.Cause<E>): FailedStage["Service"] | undefined =>
+  Context.getOrUndefined(Cause.annotations(cause), FailedStage)
+
+/** A user function threw (or a user effect died): names the stage and carries the record. */
 export class StageError extends Data.TaggedError("StageError")<{
   readonly stage: string
   readonly record: unknown
@@ -62,5 +84,5 @@ export class JobCancelledError extends Data.TaggedError("JobCancelledError")<{
   }
 }
 
-/** Everything a job can fail with. */
+/** Everything a job can fail with, beside its stages' own errors. */
 export type JobError = StageError | SourceError | SinkError | PlanError | JobCancelledError

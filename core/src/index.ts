@@ -9,6 +9,8 @@
  *   Stage.writeTo(Sinks.logger()))
  * yield* Tributary.run(counts)
  * ```
+ *
+ * @module @tributary/core
  */
 export * as Aggregate from "./aggregate/Aggregate.ts"
 export * as Pipeline from "./pipeline/Pipeline.ts"

@@ -14,7 +14,7 @@ const tell = (message: FromMember) => Effect.runSync(Process.tellParent(message)
 
 /** Serves the parent (the cluster secret in TRIBUTARY_SECRET), then exits. */
 export const serveParent = <R = never>(
-  resolve?: (module: string, exportName: string) => Effect.Effect<Pipeline.Pipeline<R>, unknown>
+  resolve?: (module: string, exportName: string) => Effect.Effect<Pipeline.Pipeline<unknown, R>, unknown>
 ): Effect.Effect<never, never, R> =>
   Effect.scoped(Effect.gen(function*() {
     const fromParent = yield* Process.parentMessages()

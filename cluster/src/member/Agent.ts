@@ -22,16 +22,16 @@ export interface AgentOptions<R> {
   readonly listener: Link.Listener
   readonly secret: string
   /** The pipeline a Deploy names (default: the export of that name of that module). */
-  readonly resolve?: ((module: string, exportName: string) => Effect.Effect<Pipeline.Pipeline<R>, unknown>) | undefined
+  readonly resolve?: ((module: string, exportName: string) => Effect.Effect<Pipeline.Pipeline<unknown, R>, unknown>) | undefined
 }
 
-const pipelines = new Map<string, Pipeline.Pipeline<never>>()
+const pipelines = new Map<string, Pipeline.Pipeline<unknown>>()
 const importPipeline = (module: string, exportName: string) =>
   Effect.gen(function*() {
     const key = `${module}#${exportName}`
     const known = pipelines.get(key)
     if (known) return known
-    const exported = (yield* Effect.promise(() => import(module)))[exportName] as Pipeline.Pipeline<never> | undefined
+    const exported = (yield* Effect.promise(() => import(module)))[exportName] as Pipeline.Pipeline<unknown> | undefined
     if (exported === undefined) return yield* Effect.fail(new Error(`${module} exports no pipeline "${exportName}"`))
     pipelines.set(key, exported)
     return exported

@@ -31,7 +31,7 @@ let calls = 0
 
 /** Runs the job to its end over this process and `workers − 1` copies of the script. */
 export const run = <R>(
-  pipeline: Pipeline.Pipeline<R>,
+  pipeline: Pipeline.Pipeline<unknown, R>,
   options: WorkersOptions = {}
 ): Effect.Effect<void, MemberError | CoordinatorError | Process.ProcessError, R> =>
   Effect.suspend(() => {
@@ -61,7 +61,7 @@ export const run = <R>(
 
 /** Member 0: an agent in this process, talking to the coordinator through queues as a child would through its pipes. */
 const inThisProcess = <R>(
-  resolve: () => Effect.Effect<Pipeline.Pipeline<R>>,
+  resolve: () => Effect.Effect<Pipeline.Pipeline<unknown, R>>,
   secret: string
 ): Effect.Effect<Process.Child, Process.ProcessError, Scope.Scope | R> =>
   Effect.gen(function*() {

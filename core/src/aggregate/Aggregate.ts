@@ -223,7 +223,8 @@ type Inputs<Ops> = (Ops extends AggregateOp<infer I, any, any> ? (i: I) => void 
  * `{ n, sum }`); with ops as arguments, a tuple.
  */
 export const allOf: {
-  <const T extends Record<string, AnyOp<any>>>(ops: T): AggregateOp<Inputs<T[keyof T]>, Record<string, unknown>, Results<T>>
+  // `I` comes from the stage the result feeds (so the ops' lambdas are typed), else from the ops.
+  <const T extends Record<string, AnyOp<I>>, I = Inputs<T[keyof T]>>(ops: T): AggregateOp<I, Record<string, unknown>, Results<T>>
   <const T extends ReadonlyArray<AnyOp<any>>>(...ops: T): AggregateOp<Inputs<T[number]>, Array<unknown>, Results<T>>
 } = (...args: ReadonlyArray<unknown>): AggregateOp<any, any, any> => {
   const single = args.length === 1 && !isOp(args[0])

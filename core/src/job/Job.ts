@@ -65,8 +65,8 @@ export class JobStateError extends Data.TaggedError("JobStateError")<{
   }
 }
 
-/** A handle on a submitted job. */
-export interface Job {
+/** A handle on a submitted job whose stages fail with `E`. */
+export interface Job<out E = never> {
   readonly id: string
   readonly name: string
   readonly status: Effect.Effect<JobStatus>
@@ -74,7 +74,7 @@ export interface Job {
   /** Stops the job and releases its resources; `join` then fails with `JobCancelledError`. */
   readonly cancel: Effect.Effect<void>
   /** Waits for the end of a bounded job, failing with what failed it. */
-  readonly join: Effect.Effect<void, JobError>
+  readonly join: Effect.Effect<void, E | JobError>
   /** Takes a final snapshot and stops, keeping the state (needs a processing guarantee). */
   readonly suspend: Effect.Effect<void, JobStateError | SnapshotError>
   /** Continues a suspended job from its final snapshot. */
@@ -133,10 +133,10 @@ const checkCompatible = (dag: Dag, snapshot: Snapshot, from: string) => {
  * Plans and starts a job in the current scope and returns its handle at once.
  * Closing the scope cancels a job that is still running.
  */
-export const submit = <R>(
-  pipeline: Pipeline<R>,
+export const submit = <E, R>(
+  pipeline: Pipeline<E, R>,
   options: JobOptions = {}
-): Effect.Effect<Job, PlanError | SnapshotError, R | Scope.Scope> =>
+): Effect.Effect<Job<E>, PlanError | SnapshotError, R | Scope.Scope> =>
   Effect.gen(function*() {
     const id = `job-${++jobCounter}`
     const name = options.name ?? id
@@ -184,7 +184,7 @@ export const submit = <R>(
     // The services the job was submitted with (a file system for a directory store, ...), for the handle's operations.
     const context = yield* Effect.context<any>()
     const latest = Effect.provideContext(SnapshotStore.latest(store, name), context) as Effect.Effect<Snapshot | undefined, SnapshotError>
-    const outcome = yield* Deferred.make<void, JobError>()
+    const outcome = yield* Deferred.make<void, E | JobError>()
     let status: JobStatus = "running"
     let restarts = 0
     let current = deploy(dag, { ...executionOptions, coordinator: undefined, restored: undefined })
@@ -235,7 +235,7 @@ export const submit = <R>(
                 return Deferred.fail(outcome, new JobCancelledError({ job: name }))
               }
               status = "failed"
-              return Deferred.failCause(outcome, exit.cause as Cause.Cause<JobError>)
+              return Deferred.failCause(outcome, exit.cause as Cause.Cause<E | JobError>)
             })
           )
         )
@@ -306,5 +306,5 @@ export const submit = <R>(
   })
 
 /** Runs a job to its end (bounded input) and releases its resources. */
-export const run = <R>(pipeline: Pipeline<R>, options?: JobOptions): Effect.Effect<void, JobError | SnapshotError, R> =>
+export const run = <E, R>(pipeline: Pipeline<E, R>, options?: JobOptions): Effect.Effect<void, E | JobError | SnapshotError, R> =>
   Effect.scoped(Effect.flatMap(submit(pipeline, options), (job) => job.join))

@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import { StageError } from "../errors.ts"
+import { failAt } from "./failure.ts"
 import type { AsyncOperator } from "./Operator.ts"
 
 /**
@@ -13,10 +14,12 @@ export const mapEffect = (
   concurrency: number,
   ordered: boolean
 ): AsyncOperator<unknown, unknown> => {
-  const fail = (record: unknown) => (cause: unknown) => Effect.fail(new StageError({ stage, record, cause }))
-  // A typed failure and a throw (defect) of the user's effect both name the record.
+  // A typed failure stays the user's (caught by its tag), annotated; a throw (defect) becomes a StageError.
   const run = (a: unknown) =>
-    Effect.suspend(() => fn(a)).pipe(Effect.catch(fail(a)), Effect.catchDefect(fail(a)))
+    Effect.suspend(() => fn(a)).pipe(
+      Effect.catch(failAt(stage, a)),
+      Effect.catchDefect((cause) => Effect.fail(new StageError({ stage, record: a, cause })))
+    )
   return {
     processAsync: ordered
       ? (batch) => Effect.forEach(batch, run, { concurrency })

@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import { StageError } from "../errors.ts"
+import { failAt } from "./failure.ts"
 import { type Operator, sync } from "./Operator.ts"
 
 /** One stateless stage of a fused chain. */
@@ -22,7 +23,10 @@ export const makeTransform = (stages: ReadonlyArray<PlannedTransform>, timed: bo
   Effect.map(
     Effect.forEach(stages, (s): Effect.Effect<TransformStage, unknown, any> =>
       "acquire" in s
-        ? Effect.map(s.acquire, (service) => ({ kind: "map", name: s.name, fn: (a: unknown) => s.fnWithService(service, a) }))
+        ? Effect.map(
+          Effect.catch(s.acquire, failAt(s.name, undefined)),
+          (service) => ({ kind: "map", name: s.name, fn: (a: unknown) => s.fnWithService(service, a) })
+        )
         : Effect.succeed(s)),
     (bound) => sync(new Transform(bound, timed))
   )

@@ -1,4 +1,5 @@
-import { StageError } from "../errors.ts"
+import { Cause, Context, Effect } from "effect"
+import { FailedStage, StageError } from "../errors.ts"
 
 /**
  * Runs `body` over `batch[from..]`, turning a throw into a `StageError` naming
@@ -26,3 +27,7 @@ export const guarded = <T>(stage: string, record: unknown, body: () => T): T => 
     throw cause instanceof StageError ? cause : new StageError({ stage, record, cause })
   }
 }
+
+/** Fails with a stage's own error, annotated with the stage and the record (`undefined` for none). */
+export const failAt = (stage: string, record: unknown) => <E>(error: E): Effect.Effect<never, E> =>
+  Effect.failCause(Cause.annotate(Cause.fail(error), Context.make(FailedStage, { stage, record })))

@@ -13,8 +13,9 @@ export { isPipeline } from "./StageValue.ts"
 export const from = <A, R>(source: Source<A, R>): Stage<A, Unkeyed, R> => makeStage({ kind: "source", source })
 
 /** One pipeline with all the sinks of `pipelines` (a job with several outputs). */
-export const make = <const P extends ReadonlyArray<Pipeline<any>>>(
+export const make = <const P extends ReadonlyArray<Pipeline<any, any>>>(
   ...pipelines: P
-): Pipeline<Requirements<P[number]>> => makePipeline(pipelines.flatMap((p) => p.sinks))
+): Pipeline<Errors<P[number]>, Requirements<P[number]>> => makePipeline(pipelines.flatMap((p) => p.sinks))
 
-type Requirements<P> = P extends Pipeline<infer R> ? R : never
+type Errors<P> = P extends Pipeline<infer E, any> ? E : never
+type Requirements<P> = P extends Pipeline<any, infer R> ? R : never

@@ -1,5 +1,5 @@
 /**
- * Stage combinators. Each takes a `Stage<A, K, R>` and returns the next stage,
+ * Stage combinators. Each takes a `Stage<A, K, E, R, T>` and returns the next stage,
  * data-last for `pipe` and data-first for direct calls. A composition whose
  * types do not fit (a record type, a missing key, a sink of another type) is a
  * compile error.
@@ -11,9 +11,9 @@ import { PlanError } from "../errors.ts"
 import type { WindowDefinition, WindowResult } from "../window/Window.ts"
 import type { Node } from "./Node.ts"
 import type { Sink } from "./Sink.ts"
-import { isStage, makePipeline, makeStage, type Pipeline, type Stage, type Unkeyed, type Windowed } from "./StageValue.ts"
+import { type AnyStage, isStage, makePipeline, makeStage, type Pipeline, type Stage, type Timed, type Unkeyed, type Untimed, type Windowed } from "./StageValue.ts"
 
-export type { Stage, Unkeyed, Windowed } from "./StageValue.ts"
+export type { Stage, Timed, Unkeyed, Untimed, Windowed } from "./StageValue.ts"
 export type { WindowResult } from "../window/Window.ts"
 export { isStage } from "./StageValue.ts"
 
@@ -27,38 +27,44 @@ export interface KeyedResult<out K, out V> {
  * What an aggregation emits: the bare value without a key, a `KeyedResult`
  * with one, a `WindowResult` per window after `Stage.window`.
  */
+/** An aggregation per window emits at the window's end, in event time; any other, outside it. */
+export type AggregatedTime<K> = [K] extends [Windowed<any>] ? Timed : Untimed
+
 export type Aggregated<K, V> = [K] extends [Windowed<infer G>] ? WindowResult<[G] extends [Unkeyed] ? undefined : G, V>
   : [K] extends [Unkeyed] ? V
   : KeyedResult<K, V>
 
-const next = <B, K = Unkeyed, R = never>(node: Node, key?: (a: any) => unknown, window?: Stage<any, any, any>["window"]): Stage<B, K, R> =>
-  makeStage(node, key, window)
+const next = <B, K = Unkeyed, E = never, R = never, T = Untimed>(
+  node: Node,
+  key?: (a: any) => unknown,
+  window?: AnyStage["window"]
+): Stage<B, K, E, R, T> => makeStage(node, key, window)
 
 /** Applies `f` to every record. */
 export const map: {
-  <A, B>(f: (a: A) => B): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R>
-  <A, R, B>(self: Stage<A, Unkeyed, R>, f: (a: A) => B): Stage<B, Unkeyed, R>
-} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => any) => next({ kind: "map", input: self.node, fn }))
+  <A, B>(f: (a: A) => B): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E, R, T>
+  <A, E, R, T, B>(self: Stage<A, Unkeyed, E, R, T>, f: (a: A) => B): Stage<B, Unkeyed, E, R, T>
+} = dual(2, (self: AnyStage, fn: (a: any) => any) => next({ kind: "map", input: self.node, fn }))
 
 /** Keeps the records `predicate` accepts. */
 export const filter: {
-  <A, B extends A>(refinement: (a: A) => a is B): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R>
-  <A>(predicate: (a: A) => boolean): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
-  <A, R, B extends A>(self: Stage<A, Unkeyed, R>, refinement: (a: A) => a is B): Stage<B, Unkeyed, R>
-  <A, R>(self: Stage<A, Unkeyed, R>, predicate: (a: A) => boolean): Stage<A, Unkeyed, R>
-} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => boolean) => next({ kind: "filter", input: self.node, fn }))
+  <A, B extends A>(refinement: (a: A) => a is B): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E, R, T>
+  <A>(predicate: (a: A) => boolean): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<A, Unkeyed, E, R, T>
+  <A, E, R, T, B extends A>(self: Stage<A, Unkeyed, E, R, T>, refinement: (a: A) => a is B): Stage<B, Unkeyed, E, R, T>
+  <A, E, R, T>(self: Stage<A, Unkeyed, E, R, T>, predicate: (a: A) => boolean): Stage<A, Unkeyed, E, R, T>
+} = dual(2, (self: AnyStage, fn: (a: any) => boolean) => next({ kind: "filter", input: self.node, fn }))
 
 /** Replaces every record by the records `f` returns (zero or more). */
 export const flatMap: {
-  <A, B>(f: (a: A) => Iterable<B>): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R>
-  <A, R, B>(self: Stage<A, Unkeyed, R>, f: (a: A) => Iterable<B>): Stage<B, Unkeyed, R>
-} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => any) => next({ kind: "flatMap", input: self.node, fn }))
+  <A, B>(f: (a: A) => Iterable<B>): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E, R, T>
+  <A, E, R, T, B>(self: Stage<A, Unkeyed, E, R, T>, f: (a: A) => Iterable<B>): Stage<B, Unkeyed, E, R, T>
+} = dual(2, (self: AnyStage, fn: (a: any) => any) => next({ kind: "flatMap", input: self.node, fn }))
 
 /** Calls `f` on every record passing by (for logging and debugging), unchanged. */
 export const peek: {
-  <A>(f: (a: A) => void): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
-  <A, R>(self: Stage<A, Unkeyed, R>, f: (a: A) => void): Stage<A, Unkeyed, R>
-} = dual(2, (self: Stage<any, any, any>, fn: (a: any) => void) => next({ kind: "peek", input: self.node, fn }))
+  <A>(f: (a: A) => void): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<A, Unkeyed, E, R, T>
+  <A, E, R, T>(self: Stage<A, Unkeyed, E, R, T>, f: (a: A) => void): Stage<A, Unkeyed, E, R, T>
+} = dual(2, (self: AnyStage, fn: (a: any) => void) => next({ kind: "peek", input: self.node, fn }))
 
 export interface MapEffectOptions {
   /** In-flight effects per instance (default 4). */
@@ -69,18 +75,18 @@ export interface MapEffectOptions {
 
 /** Runs an effect per record (an async lookup, a call to a service) with a bound on in-flight work. */
 export const mapEffect: {
-  <A, B, E, R2>(
-    f: (a: A) => Effect.Effect<B, E, R2>,
+  <A, B, E2, R2>(
+    f: (a: A) => Effect.Effect<B, E2, R2>,
     options?: MapEffectOptions
-  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R | R2>
-  <A, R, B, E, R2>(
-    self: Stage<A, Unkeyed, R>,
-    f: (a: A) => Effect.Effect<B, E, R2>,
+  ): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E | E2, R | R2>
+  <A, E, R, T, B, E2, R2>(
+    self: Stage<A, Unkeyed, E, R, T>,
+    f: (a: A) => Effect.Effect<B, E2, R2>,
     options?: MapEffectOptions
-  ): Stage<B, Unkeyed, R | R2>
+  ): Stage<B, Unkeyed, E | E2, R | R2>
 } = dual(
   (args) => isStage(args[0]),
-  (self: Stage<any, any, any>, fn: (a: any) => Effect.Effect<any, any, any>, options?: MapEffectOptions) =>
+  (self: AnyStage, fn: (a: any) => Effect.Effect<any, any, any>, options?: MapEffectOptions) =>
     next({
       kind: "mapEffect",
       input: self.node,
@@ -95,18 +101,18 @@ export const mapEffect: {
  * (a client, a model, a cache) and released when the job ends.
  */
 export const mapUsingService: {
-  <S, E, R2, A, B>(
-    acquire: Effect.Effect<S, E, R2>,
+  <S, E2, R2, A, B>(
+    acquire: Effect.Effect<S, E2, R2>,
     f: (service: S, a: A) => B
-  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<B, Unkeyed, R | Exclude<R2, Scope.Scope>>
-  <A, R, S, E, R2, B>(
-    self: Stage<A, Unkeyed, R>,
-    acquire: Effect.Effect<S, E, R2>,
+  ): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E | E2, R | Exclude<R2, Scope.Scope>, T>
+  <A, E, R, T, S, E2, R2, B>(
+    self: Stage<A, Unkeyed, E, R, T>,
+    acquire: Effect.Effect<S, E2, R2>,
     f: (service: S, a: A) => B
-  ): Stage<B, Unkeyed, R | Exclude<R2, Scope.Scope>>
+  ): Stage<B, Unkeyed, E | E2, R | Exclude<R2, Scope.Scope>, T>
 } = dual(
   3,
-  (self: Stage<any, any, any>, acquire: Effect.Effect<any, any, any>, fn: (s: any, a: any) => any) =>
+  (self: AnyStage, acquire: Effect.Effect<any, any, any>, fn: (s: any, a: any) => any) =>
     next({ kind: "mapUsingService", input: self.node, acquire, fn })
 )
 
@@ -120,7 +126,7 @@ export interface TimestampOptions {
   readonly idleTimeout?: Duration.Input | undefined
 }
 
-const timestamps = (self: Stage<any, any, any>, time: ((a: any) => number) | "native", options: TimestampOptions) =>
+const timestamps = (self: AnyStage, time: ((a: any) => number) | "native", options: TimestampOptions): AnyStage =>
   next({
     kind: "timestamps",
     input: self.node,
@@ -135,19 +141,19 @@ const timestamps = (self: Stage<any, any, any>, time: ((a: any) => number) | "na
  * operator's watermark is the minimum over its inputs.
  */
 export const withTimestamps: {
-  <A>(time: (a: A) => number, options: TimestampOptions): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
-  <A, R>(self: Stage<A, Unkeyed, R>, time: (a: A) => number, options: TimestampOptions): Stage<A, Unkeyed, R>
-} = dual(3, (self: Stage<any, any, any>, time: (a: any) => number, options: TimestampOptions) => timestamps(self, time, options))
+  <A>(time: (a: A) => number, options: TimestampOptions): <E, R>(self: Stage<A, Unkeyed, E, R>) => Stage<A, Unkeyed, E, R, Timed>
+  <A, E, R>(self: Stage<A, Unkeyed, E, R>, time: (a: A) => number, options: TimestampOptions): Stage<A, Unkeyed, E, R, Timed>
+} = dual(3, (self: AnyStage, time: (a: any) => number, options: TimestampOptions) => timestamps(self, time, options))
 
 /** Event time = the time a record enters the pipeline (processing time at this stage). */
-export const withIngestionTimestamps = <A, R>(self: Stage<A, Unkeyed, R>): Stage<A, Unkeyed, R> =>
-  timestamps(self, () => Date.now(), { allowedLag: 0 }) as Stage<A, Unkeyed, R>
+export const withIngestionTimestamps = <A, E, R>(self: Stage<A, Unkeyed, E, R>): Stage<A, Unkeyed, E, R, Timed> =>
+  timestamps(self, () => Date.now(), { allowedLag: 0 })
 
 /** Event time = the time the source's records carry (`Source.eventTime`); directly after `Pipeline.from`. */
 export const withNativeTimestamps: {
-  (options: TimestampOptions): <A, R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
-  <A, R>(self: Stage<A, Unkeyed, R>, options: TimestampOptions): Stage<A, Unkeyed, R>
-} = dual(2, (self: Stage<any, any, any>, options: TimestampOptions) => timestamps(self, "native", options))
+  (options: TimestampOptions): <A, E, R>(self: Stage<A, Unkeyed, E, R>) => Stage<A, Unkeyed, E, R, Timed>
+  <A, E, R>(self: Stage<A, Unkeyed, E, R>, options: TimestampOptions): Stage<A, Unkeyed, E, R, Timed>
+} = dual(2, (self: AnyStage, options: TimestampOptions) => timestamps(self, "native", options))
 
 export interface WindowOptions<A> {
   /** Where events that arrive behind the watermark go (default: dropped and counted in the job metrics). */
@@ -160,19 +166,19 @@ export interface WindowOptions<A> {
  * stage the planner refuses it.
  */
 export const window: {
-  <A>(definition: WindowDefinition, options?: WindowOptions<A>): <K, R>(self: Stage<A, K, R>) => Stage<A, Windowed<K>, R>
-  <A, K, R>(self: Stage<A, K, R>, definition: WindowDefinition, options?: WindowOptions<A>): Stage<A, Windowed<K>, R>
+  <A>(definition: WindowDefinition, options?: WindowOptions<A>): <K, E, R>(self: Stage<A, K, E, R, Timed>) => Stage<A, Windowed<K>, E, R, Timed>
+  <A, K, E, R>(self: Stage<A, K, E, R, Timed>, definition: WindowDefinition, options?: WindowOptions<A>): Stage<A, Windowed<K>, E, R, Timed>
 } = dual(
   (args) => isStage(args[0]),
-  (self: Stage<any, any, any>, definition: WindowDefinition, options?: WindowOptions<any>) =>
+  (self: AnyStage, definition: WindowDefinition, options?: WindowOptions<any>) =>
     next(self.node, self.key, { definition, lateSink: options?.lateEvents })
 )
 
 /** Sets the grouping key for the next keyed stage (aggregate, rollingAggregate, mapStateful, distinct). */
 export const groupingKey: {
-  <A, K>(key: (a: A) => K): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, K, R>
-  <A, R, K>(self: Stage<A, Unkeyed, R>, key: (a: A) => K): Stage<A, K, R>
-} = dual(2, (self: Stage<any, any, any>, key: (a: any) => unknown) => next(self.node, key))
+  <A, K>(key: (a: A) => K): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<A, K, E, R, T>
+  <A, E, R, T, K>(self: Stage<A, Unkeyed, E, R, T>, key: (a: A) => K): Stage<A, K, E, R, T>
+} = dual(2, (self: AnyStage, key: (a: any) => unknown) => next(self.node, key))
 
 /**
  * Aggregates all records (bounded input; over an unbounded one the planner asks
@@ -180,11 +186,11 @@ export const groupingKey: {
  * Runs in two stages: accumulate locally, combine per key.
  */
 export const aggregate: {
-  <A, Acc, O>(op: AggregateOp<A, Acc, O>): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
-  <A, K, R, Acc, O>(self: Stage<A, K, R>, op: AggregateOp<A, Acc, O>): Stage<Aggregated<K, O>, Unkeyed, R>
+  <A, Acc, O>(op: AggregateOp<A, Acc, O>): <K, E, R, T>(self: Stage<A, K, E, R, T>) => Stage<Aggregated<K, O>, Unkeyed, E, R, AggregatedTime<K>>
+  <A, K, E, R, T, Acc, O>(self: Stage<A, K, E, R, T>, op: AggregateOp<A, Acc, O>): Stage<Aggregated<K, O>, Unkeyed, E, R, AggregatedTime<K>>
 } = dual(
   2,
-  (self: Stage<any, any, any>, op: AggregateOp<any, any, any>) =>
+  (self: AnyStage, op: AggregateOp<any, any, any>) =>
     next({
       kind: "aggregate",
       input: self.node,
@@ -203,11 +209,11 @@ export interface RollingAggregateOptions {
 
 /** Emits the running aggregate (per key after `groupingKey`) after every record. */
 export const rollingAggregate: {
-  <A, Acc, O>(op: AggregateOp<A, Acc, O>, options?: RollingAggregateOptions): <K, R>(self: Stage<A, K, R>) => Stage<Aggregated<K, O>, Unkeyed, R>
-  <A, K, R, Acc, O>(self: Stage<A, K, R>, op: AggregateOp<A, Acc, O>, options?: RollingAggregateOptions): Stage<Aggregated<K, O>, Unkeyed, R>
+  <A, Acc, O>(op: AggregateOp<A, Acc, O>, options?: RollingAggregateOptions): <K, E, R, T>(self: Stage<A, K, E, R, T>) => Stage<Aggregated<K, O>, Unkeyed, E, R, T>
+  <A, K, E, R, T, Acc, O>(self: Stage<A, K, E, R, T>, op: AggregateOp<A, Acc, O>, options?: RollingAggregateOptions): Stage<Aggregated<K, O>, Unkeyed, E, R, T>
 } = dual(
   (args) => isStage(args[0]),
-  (self: Stage<any, any, any>, op: AggregateOp<any, any, any>, options?: RollingAggregateOptions) =>
+  (self: AnyStage, op: AggregateOp<any, any, any>, options?: RollingAggregateOptions) =>
     next({
       kind: "rollingAggregate",
       input: self.node,
@@ -241,16 +247,16 @@ export const mapStateful: {
     create: () => S,
     f: (state: S, item: A, key: K) => B | undefined,
     options?: MapStatefulOptions<S, K, B>
-  ): <R>(self: Stage<A, K, R>) => Stage<B, Unkeyed, R>
-  <A, K, R, S, B>(
-    self: Stage<A, K, R>,
+  ): <E, R, T>(self: Stage<A, K, E, R, T>) => Stage<B, Unkeyed, E, R, T>
+  <A, K, E, R, T, S, B>(
+    self: Stage<A, K, E, R, T>,
     create: () => S,
     f: (state: S, item: A, key: K) => B | undefined,
     options?: MapStatefulOptions<S, K, B>
-  ): Stage<B, Unkeyed, R>
+  ): Stage<B, Unkeyed, E, R, T>
 } = dual(
   (args) => isStage(args[0]),
-  (self: Stage<any, any, any>, create: () => unknown, fn: (s: any, a: any, k: any) => unknown, options?: MapStatefulOptions<any, any, any>) =>
+  (self: AnyStage, create: () => unknown, fn: (s: any, a: any, k: any) => unknown, options?: MapStatefulOptions<any, any, any>) =>
     next({
       kind: "mapStateful",
       input: self.node,
@@ -265,7 +271,7 @@ export const mapStateful: {
 )
 
 /** Emits each distinct record once (or the first record of each key after `groupingKey`). */
-export const distinct = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
+export const distinct = <A, K, E, R, T>(self: Stage<A, K, E, R, T>): Stage<A, Unkeyed, E, R> =>
   next({ kind: "distinct", input: self.node, key: self.key ?? ((a: unknown) => a), window: self.window?.definition })
 
 /** How records of the main input meet records of a side input. */
@@ -280,68 +286,71 @@ export interface JoinOn<A, B, J> {
  * input is loaded into memory on every instance before the main input flows.
  */
 export const hashJoin: {
-  <A, B, J, C, R2>(
-    side: Stage<B, Unkeyed, R2>,
+  <A, B, J, C, E2, R2>(
+    side: Stage<B, Unkeyed, E2, R2, unknown>,
     on: JoinOn<A, B, J>,
     f: (a: A, b: B | undefined) => C
-  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<C, Unkeyed, R | R2>
-  <A, R, B, J, C, R2>(
-    self: Stage<A, Unkeyed, R>,
-    side: Stage<B, Unkeyed, R2>,
+  ): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<C, Unkeyed, E | E2, R | R2>
+  <A, E, R, T, B, J, C, E2, R2>(
+    self: Stage<A, Unkeyed, E, R, T>,
+    side: Stage<B, Unkeyed, E2, R2, unknown>,
     on: JoinOn<A, B, J>,
     f: (a: A, b: B | undefined) => C
-  ): Stage<C, Unkeyed, R | R2>
-} = dual(4, (self: Stage<any, any, any>, side: Stage<any, any, any>, on: JoinOn<any, any, any>, fn: any) =>
+  ): Stage<C, Unkeyed, E | E2, R | R2>
+} = dual(4, (self: AnyStage, side: AnyStage, on: JoinOn<any, any, any>, fn: any) =>
   next({ kind: "hashJoin", input: self.node, side: side.node, leftKey: on.left, rightKey: on.right, fn, inner: false }))
 
 /** Like `hashJoin`, but a record without a matching side record is dropped. */
 export const innerHashJoin: {
-  <A, B, J, C, R2>(
-    side: Stage<B, Unkeyed, R2>,
+  <A, B, J, C, E2, R2>(
+    side: Stage<B, Unkeyed, E2, R2, unknown>,
     on: JoinOn<A, B, J>,
     f: (a: A, b: B) => C
-  ): <R>(self: Stage<A, Unkeyed, R>) => Stage<C, Unkeyed, R | R2>
-  <A, R, B, J, C, R2>(
-    self: Stage<A, Unkeyed, R>,
-    side: Stage<B, Unkeyed, R2>,
+  ): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<C, Unkeyed, E | E2, R | R2>
+  <A, E, R, T, B, J, C, E2, R2>(
+    self: Stage<A, Unkeyed, E, R, T>,
+    side: Stage<B, Unkeyed, E2, R2, unknown>,
     on: JoinOn<A, B, J>,
     f: (a: A, b: B) => C
-  ): Stage<C, Unkeyed, R | R2>
-} = dual(4, (self: Stage<any, any, any>, side: Stage<any, any, any>, on: JoinOn<any, any, any>, fn: any) =>
+  ): Stage<C, Unkeyed, E | E2, R | R2>
+} = dual(4, (self: AnyStage, side: AnyStage, on: JoinOn<any, any, any>, fn: any) =>
   next({ kind: "hashJoin", input: self.node, side: side.node, leftKey: on.left, rightKey: on.right, fn, inner: true }))
 
 /** One input of `cogroup`: a keyed stage and the aggregate op to run on it. */
-export interface CoGroupInput<out K, out O, out R> {
-  readonly stage: Stage<unknown, K, R>
+export interface CoGroupInput<out K, out O, out E, out R> {
+  readonly stage: Stage<unknown, K, E, R, unknown>
   readonly op: AggregateOp<any, any, O>
 }
 
 /** Pairs a keyed stage with the aggregate op that `cogroup` runs on it. */
-export const input = <A, K, R, Acc, O>(stage: Stage<A, K, R>, op: AggregateOp<A, Acc, O>): CoGroupInput<K, O, R> => ({
+export const input = <A, K, E, R, T, Acc, O>(stage: Stage<A, K, E, R, T>, op: AggregateOp<A, Acc, O>): CoGroupInput<K, O, E, R> => ({
   stage,
   op
 })
 
-type CoKey<T> = T[keyof T] extends CoGroupInput<infer K, any, any> ? K : never
-type CoReq<T> = T[keyof T] extends CoGroupInput<any, any, infer R> ? R : never
+type AnyInput = CoGroupInput<any, any, any, any>
+type CoKey<T> = T[keyof T] extends CoGroupInput<infer K, any, any, any> ? K : never
+type CoErr<T> = T[keyof T] extends CoGroupInput<any, any, infer E, any> ? E : never
+type CoReq<T> = T[keyof T] extends CoGroupInput<any, any, any, infer R> ? R : never
 
 /**
  * Co-groups several keyed inputs by key and aggregates each with its own op:
  * one `KeyedResult` per key whose value holds every input's result under its
  * name, e.g. `cogroup({ bids: input(bids, counting()), asks: input(asks, counting()) })`.
  */
-export const cogroup = <const T extends Record<string, CoGroupInput<any, any, any>>>(
+export const cogroup = <const T extends Record<string, AnyInput>>(
   inputs: T
 ): Stage<
-  KeyedResult<CoKey<T>, { readonly [N in keyof T]: T[N] extends CoGroupInput<any, infer O, any> ? O : never }>,
+  KeyedResult<CoKey<T>, { readonly [N in keyof T]: T[N] extends CoGroupInput<any, infer O, any, any> ? O : never }>,
   Unkeyed,
+  CoErr<T>,
   CoReq<T>
 > => {
   const labels = Object.keys(inputs)
   return next({ kind: "cogroup", labels, inputs: labels.map((l) => coInput(inputs[l]!)) })
 }
 
-const coInput = (i: CoGroupInput<any, any, any>) => {
+const coInput = (i: AnyInput) => {
   if (i.stage.key === undefined) throw new PlanError({ reason: "cogroup: every input needs Stage.groupingKey" })
   if (i.stage.window !== undefined) throw new PlanError({ reason: "cogroup: an input does not take a window; Stage.window applies to the Stage.aggregate after it" })
   return { node: i.stage.node, key: i.stage.key as (a: any) => any, op: i.op }
@@ -349,50 +358,50 @@ const coInput = (i: CoGroupInput<any, any, any>) => {
 
 /** Aggregates this keyed stage and `other` (same key type) together: value `[thisResult, otherResult]`. */
 export const aggregate2: {
-  <A, Acc, O, B, K, R2, Acc2, O2>(
+  <A, Acc, O, B, K, E2, R2, Acc2, O2>(
     op: AggregateOp<A, Acc, O>,
-    other: Stage<B, K, R2>,
+    other: Stage<B, K, E2, R2, unknown>,
     otherOp: AggregateOp<B, Acc2, O2>
-  ): <R>(self: Stage<A, K, R>) => Stage<KeyedResult<K, readonly [O, O2]>, Unkeyed, R | R2>
-  <A, K, R, Acc, O, B, R2, Acc2, O2>(
-    self: Stage<A, K, R>,
+  ): <E, R, T>(self: Stage<A, K, E, R, T>) => Stage<KeyedResult<K, readonly [O, O2]>, Unkeyed, E | E2, R | R2>
+  <A, K, E, R, T, Acc, O, B, E2, R2, Acc2, O2>(
+    self: Stage<A, K, E, R, T>,
     op: AggregateOp<A, Acc, O>,
-    other: Stage<B, K, R2>,
+    other: Stage<B, K, E2, R2, unknown>,
     otherOp: AggregateOp<B, Acc2, O2>
-  ): Stage<KeyedResult<K, readonly [O, O2]>, Unkeyed, R | R2>
-} = dual(4, (self: Stage<any, any, any>, op: AggregateOp<any, any, any>, other: Stage<any, any, any>, otherOp: any) =>
+  ): Stage<KeyedResult<K, readonly [O, O2]>, Unkeyed, E | E2, R | R2>
+} = dual(4, (self: AnyStage, op: AggregateOp<any, any, any>, other: AnyStage, otherOp: any) =>
   next({ kind: "cogroup", labels: undefined, inputs: [coInput({ stage: self, op }), coInput({ stage: other, op: otherOp })] }))
 
 /** The records of both stages, interleaved. */
 export const merge: {
-  <B, R2>(other: Stage<B, Unkeyed, R2>): <A, R>(self: Stage<A, Unkeyed, R>) => Stage<A | B, Unkeyed, R | R2>
-  <A, R, B, R2>(self: Stage<A, Unkeyed, R>, other: Stage<B, Unkeyed, R2>): Stage<A | B, Unkeyed, R | R2>
-} = dual(2, (self: Stage<any, any, any>, other: Stage<any, any, any>) =>
+  <B, E2, R2, T2>(other: Stage<B, Unkeyed, E2, R2, T2>): <A, E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<A | B, Unkeyed, E | E2, R | R2, T | T2>
+  <A, E, R, T, B, E2, R2, T2>(self: Stage<A, Unkeyed, E, R, T>, other: Stage<B, Unkeyed, E2, R2, T2>): Stage<A | B, Unkeyed, E | E2, R | R2, T | T2>
+} = dual(2, (self: AnyStage, other: AnyStage) =>
   next({ kind: "merge", inputs: [self.node, other.node] }))
 
 /**
  * Redistributes records over all instances of the next stage: by key after
  * `groupingKey`, round-robin otherwise (to spread a source that cannot be split).
  */
-export const rebalance = <A, K, R>(self: Stage<A, K, R>): Stage<A, Unkeyed, R> =>
+export const rebalance = <A, K, E, R, T>(self: Stage<A, K, E, R, T>): Stage<A, Unkeyed, E, R, T> =>
   next({ kind: "rebalance", input: self.node, key: self.key, window: self.window?.definition })
 
 /** Sorts a bounded input (the whole input, on one instance at the end). */
 export const sort: {
-  <A>(compare: (a: A, b: A) => number): <R>(self: Stage<A, Unkeyed, R>) => Stage<A, Unkeyed, R>
-  <A, R>(self: Stage<A, Unkeyed, R>, compare: (a: A, b: A) => number): Stage<A, Unkeyed, R>
-} = dual(2, (self: Stage<any, any, any>, compare: (a: any, b: any) => number) =>
+  <A>(compare: (a: A, b: A) => number): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<A, Unkeyed, E, R>
+  <A, E, R, T>(self: Stage<A, Unkeyed, E, R, T>, compare: (a: A, b: A) => number): Stage<A, Unkeyed, E, R>
+} = dual(2, (self: AnyStage, compare: (a: any, b: any) => number) =>
   next({ kind: "sort", input: self.node, compare }))
 
 /** Names the stage: used in errors, metrics and (later) to match state on upgrade. */
 export const withName: {
-  (name: string): <S extends Stage<any, any, any>>(self: S) => S
-  <S extends Stage<any, any, any>>(self: S, name: string): S
-} = dual(2, (self: Stage<any, any, any>, name: string) => next({ ...self.node, name }, self.key, self.window))
+  (name: string): <S extends AnyStage>(self: S) => S
+  <S extends AnyStage>(self: S, name: string): S
+} = dual(2, (self: AnyStage, name: string) => next({ ...self.node, name }, self.key, self.window))
 
 /** Ends the stage in `sink`, making a pipeline. */
 export const writeTo: {
-  <A, R2>(sink: Sink<A, R2>): <R>(self: Stage<A, Unkeyed, R>) => Pipeline<R | R2>
-  <A, R, R2>(self: Stage<A, Unkeyed, R>, sink: Sink<A, R2>): Pipeline<R | R2>
-} = dual(2, (self: Stage<any, any, any>, sink: Sink<any, any>) =>
+  <A, R2>(sink: Sink<A, R2>): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Pipeline<E, R | R2>
+  <A, E, R, T, R2>(self: Stage<A, Unkeyed, E, R, T>, sink: Sink<A, R2>): Pipeline<E, R | R2>
+} = dual(2, (self: AnyStage, sink: Sink<any, any>) =>
   makePipeline([{ kind: "sink", input: self.node, sink }]))

@@ -6,18 +6,39 @@ import type { Sink } from "./Sink.ts"
 export const StageTypeId: unique symbol = Symbol.for("tributary/Stage")
 export const PipelineTypeId: unique symbol = Symbol.for("tributary/Pipeline")
 
+declare const Brand: unique symbol
+
+// Brands are interfaces, not `unique symbol`s, so that compiler messages name them.
 /** The key type of a stage that has no grouping key. */
-export declare const Unkeyed: unique symbol
-export type Unkeyed = typeof Unkeyed
+export interface Unkeyed {
+  readonly [Brand]: "Unkeyed"
+}
+
+/** The time of a stage whose records have event times (downstream of `withTimestamps`). */
+export interface Timed {
+  readonly [Brand]: "Timed"
+}
+
+/** The time of a stage whose records have no event time. */
+export interface Untimed {
+  readonly [Brand]: "Untimed"
+}
 
 /**
  * A stage of a pipeline emitting records of type `A`. `K` is the grouping key
- * set by `Stage.groupingKey` (`Unkeyed` otherwise) and `R` the services the
- * stage's sources, sinks and resources need. All three are covariant, so a
- * stage composes wherever its types fit, and nowhere else.
+ * set by `Stage.groupingKey` (`Unkeyed` otherwise), `E` the errors its
+ * effects fail with, `R` the services its sources, sinks and resources need
+ * and `T` whether its records have event times. All are covariant, so a stage
+ * composes wherever its types fit, and nowhere else.
  */
-export interface Stage<out A, out K = Unkeyed, out R = never> extends Pipeable {
-  readonly [StageTypeId]: { readonly _A: (_: never) => A; readonly _K: (_: never) => K; readonly _R: (_: never) => R }
+export interface Stage<out A, out K = Unkeyed, out E = never, out R = never, out T = Untimed> extends Pipeable {
+  readonly [StageTypeId]: {
+    readonly _A: (_: never) => A
+    readonly _K: (_: never) => K
+    readonly _E: (_: never) => E
+    readonly _R: (_: never) => R
+    readonly _T: (_: never) => T
+  }
   readonly node: Node
   /** The grouping key function, set on keyed stages only. */
   readonly key: ((a: any) => unknown) | undefined
@@ -30,13 +51,13 @@ export interface Windowed<out K> {
   readonly _Windowed: K
 }
 
-/** A complete pipeline: one or more sinks and everything that feeds them. */
-export interface Pipeline<out R = never> extends Pipeable {
-  readonly [PipelineTypeId]: { readonly _R: (_: never) => R }
+/** A complete pipeline: one or more sinks and everything that feeds them; a job of it fails with `E` or a `JobError`. */
+export interface Pipeline<out E = never, out R = never> extends Pipeable {
+  readonly [PipelineTypeId]: { readonly _E: (_: never) => E; readonly _R: (_: never) => R }
   readonly sinks: ReadonlyArray<Node>
 }
 
-const variance = { _A: (_: never) => _, _K: (_: never) => _, _R: (_: never) => _ }
+const variance = { _A: (_: never) => _, _K: (_: never) => _, _E: (_: never) => _, _R: (_: never) => _, _T: (_: never) => _ }
 
 const StageProto = {
   [StageTypeId]: variance,
@@ -52,17 +73,19 @@ const PipelineProto = {
   }
 }
 
-export const makeStage = <A, K = Unkeyed, R = never>(
+export const makeStage = <A, K = Unkeyed, E = never, R = never, T = Untimed>(
   node: Node,
   key?: (a: any) => unknown,
-  window?: Stage<any, any, any>["window"]
-): Stage<A, K, R> => Object.assign(Object.create(StageProto), { node, key, window })
+  window?: AnyStage["window"]
+): Stage<A, K, E, R, T> => Object.assign(Object.create(StageProto), { node, key, window })
 
-export const makePipeline = <R>(sinks: ReadonlyArray<Node>): Pipeline<R> =>
+export const makePipeline = <E, R>(sinks: ReadonlyArray<Node>): Pipeline<E, R> =>
   Object.assign(Object.create(PipelineProto), { sinks })
 
-export const isStage = (u: unknown): u is Stage<unknown, unknown, unknown> =>
+export type AnyStage = Stage<any, any, any, any, any>
+
+export const isStage = (u: unknown): u is Stage<unknown, unknown, unknown, unknown, unknown> =>
   typeof u === "object" && u !== null && StageTypeId in u
 
-export const isPipeline = (u: unknown): u is Pipeline<unknown> =>
+export const isPipeline = (u: unknown): u is Pipeline<unknown, unknown> =>
   typeof u === "object" && u !== null && PipelineTypeId in u

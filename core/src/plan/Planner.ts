@@ -55,7 +55,7 @@ const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b))
 
 const byEntryKey = (entry: readonly [unknown, unknown]) => entry[0]
 
-export const plan = (pipeline: Pipeline<any>, options: PlanOptions): Dag => {
+export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag => {
   const { parallelism } = options
   const sourceParallelism = options.sourceParallelism ?? parallelism
   // From JavaScript a stage (or anything else) may come where a pipeline belongs.

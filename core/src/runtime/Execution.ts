@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { SinkError, SourceError, StageError } from "../errors.ts"
+import { SinkError, SourceError } from "../errors.ts"
 import type { Dag, Edge } from "../plan/Dag.ts"
 import type { KeyedColumns, RestoredState } from "../operator/Operator.ts"
 import { partitionOf } from "../plan/partition.ts"
@@ -184,9 +184,8 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         }), (cause) =>
           new SourceError({ source: source.name, cause }))
         : undefined
-      const steps = yield* Effect.forEach(vertex.steps, (s) =>
-        Effect.mapError(s.make(ctx), (cause) =>
-          cause instanceof StageError ? cause : new StageError({ stage: s.name, record: undefined, cause })))
+      // A step fails to start only with a stage's own error (a resource's), already annotated.
+      const steps = yield* Effect.forEach(vertex.steps, (s) => s.make(ctx))
       if (restored) {
         for (const [index, step] of steps.entries()) {
           if (step._tag === "Sync" && step.op.restoreState) {

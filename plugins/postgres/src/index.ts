@@ -1,2 +1,6 @@
-/** Tributary on PostgreSQL. */
+/**
+ * Tributary on PostgreSQL.
+ *
+ * @module @tributary/postgres
+ */
 export * as PostgresSnapshotStore from "./SnapshotStore.ts"
