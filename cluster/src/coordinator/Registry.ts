@@ -20,7 +20,9 @@ export interface JobOptions {
   readonly parallelism: number
   readonly snapshotIntervalMs: number
   readonly scaleUpDelayMs: number
-  readonly maxRestarts: number
+  /** The restart policy: at most `maxFailures` failures within `failureIntervalMs` (null: in all). */
+  readonly maxFailures: number
+  readonly failureIntervalMs: number | null
 }
 
 export interface JobRow {
