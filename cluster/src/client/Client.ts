@@ -49,16 +49,13 @@ const submitOnce = (cluster: string, secret: string, submission: Control.Submiss
   Effect.scoped(Effect.gen(function*() {
     const address = yield* Registry.coordinator(cluster)
     if (!address) return yield* new Unreachable({ reason: `cluster "${cluster}" has no coordinator` })
-    const control = yield* Control.connect(address.host, address.port, secret).pipe(
-      Effect.catchTag("LinkAuthError", (error) =>
-        // A handshake cut short by a coordinator that stopped fails as a refusal would: whether it stopped, the registry says.
-        Effect.flatMap(Registry.coordinator(cluster), (now): Effect.Effect<never, Unreachable | typeof error> =>
-          now?.epoch !== address.epoch ? Effect.fail(new Unreachable({ reason: error.message })) : Effect.fail(error)))
-    )
+    const control = yield* Control.connect(address.host, address.port, secret)
     return yield* control.submit(submission)
   })).pipe(
     Effect.catchTags({
       LinkConnectError: (error) => Effect.fail(new Unreachable({ reason: error.message })),
+      // Cut short by the connection (the coordinator stopped, its port is another's now), not refused.
+      LinkAuthError: (error) => Effect.fail(error.cause === undefined ? error : new Unreachable({ reason: error.message })),
       RpcClientError: (error) => Effect.fail(new Unreachable({ reason: error.message }))
     })
   )
