@@ -3,6 +3,7 @@
  *
  *   tributary help
  *   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
+ *                    [--shard-lock-expiration <ms>]
  *   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
  *                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>]
  *                    [--snapshot-interval <ms>] [--max-failures <n>] [--failure-interval <ms>]
@@ -21,6 +22,7 @@ import * as Member from "./membership/Member.ts"
 const usage = `usage:
   tributary help
   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
+                   [--shard-lock-expiration <ms>]
   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>] [--snapshot-interval <ms>]
                    [--max-failures <n>] [--failure-interval <ms>] [--scale-up-delay <ms>] [--wait]
@@ -91,6 +93,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
         secret,
         port,
         host: flags.get("host"),
+        shardLockExpiration: millis("shard-lock-expiration"),
         // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
         leave: Deferred.await(leaving())
       })
