@@ -1,6 +1,7 @@
 /** The failure-rate restart policy: its arithmetic, and an embedded job that follows it. */
 import { Duration, Effect } from "effect"
 import { describe, expect, it } from "vitest"
+import * as Registry from "../cluster/src/coordinator/Registry.ts"
 import { PlanError, Pipeline, RestartPolicy, Sinks, Sources, Stage, Tributary } from "../core/src/index.ts"
 
 /** Feeds failures at `times` (ms) to `policy`: how many restarts it allowed before failing the job (all: it never did). */
@@ -38,6 +39,14 @@ describe("RestartPolicy", () => {
     const days = Array.from({ length: 11 }, (_, i) => i * Duration.toMillis("1 day"))
     expect(restartsAllowed(RestartPolicy.maxRestarts(10), days)).toBe(10)
     expect(restartsAllowed(RestartPolicy.fromOptions({ maxRestarts: 0 }), [0])).toBe(0)
+  })
+
+  it("a cluster's registry keeps a policy as JSON, an unbounded interval as null", () => {
+    for (const p of [policy, RestartPolicy.maxRestarts(4)]) {
+      const kept = JSON.parse(JSON.stringify({ guarantee: "none", parallelism: 1, snapshotIntervalMs: 1, scaleUpDelayMs: 1, ...Registry.encodePolicy(p) }))
+      expect(Registry.decodePolicy(kept)).toEqual(p)
+    }
+    expect(Registry.encodePolicy(RestartPolicy.maxRestarts(4)).failureIntervalMs).toBeNull()
   })
 
   it("options: the default, the shorthand, and plan errors for mistakes", () => {

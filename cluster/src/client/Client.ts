@@ -68,7 +68,6 @@ export const submit = (options: SubmitOptions) =>
       try: () => RestartPolicy.fromOptions(options),
       catch: (e) => new JobError({ job: name, reason: e instanceof Error ? e.message : String(e) })
     })
-    const interval = Duration.toMillis(policy.interval)
     const submission: Control.Submission = {
       name,
       module: options.module,
@@ -78,8 +77,7 @@ export const submit = (options: SubmitOptions) =>
         parallelism: options.parallelism ?? 1,
         snapshotIntervalMs: Duration.toMillis(options.snapshotInterval ?? "10 seconds"),
         scaleUpDelayMs: Duration.toMillis(options.scaleUpDelay ?? "10 seconds"),
-        maxFailures: policy.maxFailures,
-        failureIntervalMs: Number.isFinite(interval) ? interval : null
+        ...Registry.encodePolicy(policy)
       }
     }
     const reply = yield* submitOnce(options.cluster, options.secret, submission).pipe(

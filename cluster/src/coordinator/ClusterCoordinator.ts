@@ -9,8 +9,8 @@
  * running jobs in the registry and resumes them from their last snapshots on
  * the members that reconnect to it.
  */
-import { RestartPolicy, type SnapshotStore } from "@tributary/core"
-import { Cause, Deferred, Duration, Effect, Exit, Queue, type Scope, Stream } from "effect"
+import type { SnapshotStore } from "@tributary/core"
+import { Cause, Deferred, Effect, Exit, Queue, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import * as Control from "./Control.ts"
 import * as JobCoordinator from "./JobCoordinator.ts"
@@ -167,7 +167,7 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
           store,
           parallelism: job.options.parallelism,
           sourceParallelism,
-          restartPolicy: RestartPolicy.failureRate(job.options.maxFailures, job.options.failureIntervalMs ?? Duration.infinity),
+          restartPolicy: Registry.decodePolicy(job.options),
           snapshotInterval: job.options.snapshotIntervalMs,
           scaleUpDelay: job.options.scaleUpDelayMs,
           // A job that had started before (its sources fixed) continues from its last snapshot.
