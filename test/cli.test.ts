@@ -25,4 +25,15 @@ describe("tributary command line", () => {
     expect(tributary("member").stderr).toMatch(/^--cluster is required\n/)
     expect(tributary("member", "--cluster", "c", "--postgres", "p").stderr).toMatch(/^set the cluster secret in TRIBUTARY_SECRET\n/)
   }, 60_000)
+
+  it("checks the restart policy and scale-up delay of submit before connecting", () => {
+    const submit = (...flags: ReadonlyArray<string>) =>
+      spawnSync(process.execPath, [...runtimeArgs, cli, "submit", "job.ts", "--cluster", "c", "--postgres", "postgres://nowhere.invalid/db", ...flags], {
+        encoding: "utf8",
+        env: { ...withoutSecret, TRIBUTARY_SECRET: "a secret" }
+      })
+    expect(submit("--failure-interval", "0").stderr).toMatch(/^tributary: invalid pipeline: a restart policy's interval must be longer than 0, got 0\n/)
+    expect(submit("--max-failures", "1.5").stderr).toMatch(/^--max-failures must be a whole number, got "1.5"\n/)
+    expect(submit("--scale-up-delay", "soon").stderr).toMatch(/^--scale-up-delay must be a whole number, got "soon"\n/)
+  }, 60_000)
 })

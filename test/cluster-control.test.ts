@@ -39,8 +39,8 @@ describe("control plane", () => {
         const first = [yield* Queue.take(received), yield* Queue.take(received)]
         for (let id = 0; id < 200; id++) yield* client.tell(4242, { _tag: "Register", execution: 1, tasklet: `t${id}` })
         const replies = [
-          yield* client.submit({ name: "new", module: "m", export: "e", options: { guarantee: "none", parallelism: 1, snapshotIntervalMs: 1, scaleUpDelayMs: 1, maxRestarts: 0 } }),
-          yield* client.submit({ name: "taken", module: "m", export: "e", options: { guarantee: "none", parallelism: 1, snapshotIntervalMs: 1, scaleUpDelayMs: 1, maxRestarts: 0 } })
+          yield* client.submit({ name: "new", module: "m", export: "e", options: { guarantee: "none", parallelism: 1, snapshotIntervalMs: 1, scaleUpDelayMs: 1, maxFailures: 0, failureIntervalMs: null } }),
+          yield* client.submit({ name: "taken", module: "m", export: "e", options: { guarantee: "none", parallelism: 1, snapshotIntervalMs: 1, scaleUpDelayMs: 1, maxFailures: 0, failureIntervalMs: null } })
         ]
         return { first, replies }
       }))

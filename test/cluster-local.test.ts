@@ -9,6 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { describe, expect, it } from "vitest"
 import { LocalCluster } from "../cluster/src/index.ts"
+import { RestartPolicy } from "../core/src/index.ts"
 import { committedLines, expectEachRecordOnce, expectExactOutput, expectedWindows, runtimeArgs } from "./cluster-helpers.ts"
 import { countWordsByHand } from "./helpers.ts"
 
@@ -84,6 +85,28 @@ describe("local cluster, two sinks at the same default name", () => {
     expect(status.restarts).toBe(1)
     expectEachRecordOnce(committedLines(path.join(out, "a")))
     expectEachRecordOnce(committedLines(path.join(out, "b")))
+  })
+})
+
+describe("local cluster restart policy", () => {
+  /** Members 1 and then 2 killed with SIGKILL, more than a second apart. */
+  const twoDeaths = (restartPolicy: RestartPolicy.RestartPolicy) =>
+    streamingRun({ members: 3, processingGuarantee: "exactly-once", restartPolicy }, (job) =>
+      Effect.gen(function*() {
+        yield* snapshotsDone(job, 2)
+        process.kill((yield* job.status).members[1]!.pid!, "SIGKILL")
+        yield* Effect.sleep("1200 millis")
+        process.kill((yield* job.status).members[2]!.pid!, "SIGKILL")
+      }))
+
+  it("failures further apart than the interval restart the job however many", async () => {
+    const { out, status } = await twoDeaths(RestartPolicy.failureRate(1, "1 second"))
+    expect(status.restarts).toBe(2)
+    expectExactOutput(out)
+  })
+
+  it("one more failure than maxFailures within the interval fails the job", async () => {
+    await expect(twoDeaths(RestartPolicy.failureRate(1, "1 minute"))).rejects.toThrow(/member 2: exited \(SIGKILL\)/)
   })
 })
 

@@ -225,6 +225,35 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expectEachRecordOnce(committedLines(path.join(out, "b")))
   })
 
+  it("a submit while the coordinator moves follows it to the next one; the same submission again runs no second copy", async () => {
+    const cluster = newCluster("move")
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-members-"))
+    const members = await Promise.all([member(cluster, out), member(cluster, out), member(cluster, out)])
+    await until("the members to join a coordinator", () => members.every((m) => /joined the coordinator/.test(m.log)))
+    const killed = coordinatorOf(members)
+    killed.child.kill("SIGKILL")
+    // The registry names the killed member's coordinator until another takes over.
+    const submission: Client.SubmitOptions = {
+      cluster,
+      postgres,
+      secret,
+      module: jobs,
+      export: "streaming",
+      name: "moving",
+      processingGuarantee: "exactly-once",
+      snapshotInterval: "300 millis"
+    }
+    expect(await run(Client.submit(submission))).toBe("moving")
+    expect(Math.max(...members.filter((m) => m !== killed).map(epochOf))).toBeGreaterThan(epochOf(killed))
+    expect(await run(Client.submit(submission))).toBe("moving")
+    // Another job under that name is refused.
+    const other = await run(Effect.flip(Client.submit({ ...submission, export: "appended" })))
+    expect(other.message).toMatch(/another job named "moving" exists/)
+    await run(Client.awaitJob({ cluster, postgres, name: "moving" }))
+    expectExactOutput(out)
+    expect(members.map((m) => m.log).join("").match(/job "moving" completed/g)).toHaveLength(1)
+  })
+
   it("a member that joins is used: the job is rescaled onto it and it produces results", async () => {
     const { out } = await threeMembers(async (_, add) => {
       await new Promise((r) => setTimeout(r, 1000))

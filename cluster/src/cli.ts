@@ -3,24 +3,29 @@
  *
  *   tributary help
  *   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
+ *                    [--shard-lock-expiration <ms>]
  *   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
  *                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>]
- *                    [--snapshot-interval <ms>] [--wait]
+ *                    [--snapshot-interval <ms>] [--max-failures <n>] [--failure-interval <ms>]
+ *                    [--scale-up-delay <ms>] [--wait]
  *
  * A member leaves gracefully on SIGTERM or Ctrl-C (its part of the running job
  * moves to the other members from a terminal snapshot, so nothing is replayed
  * twice); a second signal stops it at once. The cluster secret comes from TRIBUTARY_SECRET (never from the command line,
  * where other users of the machine could read it).
  */
-import { Platform } from "@tributary/core"
+import { Platform, RestartPolicy } from "@tributary/core"
 import { Cause, Console, Deferred, Effect } from "effect"
 
 const usage = `usage:
   tributary help
   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
+                   [--shard-lock-expiration <ms>]
   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
-                   [--guarantee none|at-least-once|exactly-once] [--parallelism <n>] [--snapshot-interval <ms>] [--wait]
-(the cluster secret in TRIBUTARY_SECRET)`
+                   [--guarantee none|at-least-once|exactly-once] [--parallelism <n>] [--snapshot-interval <ms>]
+                   [--max-failures <n>] [--failure-interval <ms>] [--scale-up-delay <ms>] [--wait]
+(the cluster secret in TRIBUTARY_SECRET; the job restarts after at most --max-failures failures within
+--failure-interval, default 10 within 300000 ms)`
 
 class UsageError extends Error {}
 
@@ -55,7 +60,11 @@ const parse = (args: ReadonlyArray<string>) => {
     if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number, got "${value}"`)
     return n
   }
-  return { flags, positional, required, number }
+  const millis = (name: string) => {
+    const ms = number(name)
+    return ms === undefined ? undefined : `${ms} millis` as const
+  }
+  return { flags, positional, required, number, millis }
 }
 
 /** Completes on the first SIGTERM or SIGINT, after which those signals have their default effect again. */
@@ -76,7 +85,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
   // Help needs no secret and no cluster.
   if (command === "help" || argv.includes("--help") || argv.includes("-h")) return Console.log(usage)
   if (command !== "member" && command !== "submit") throw new UsageError(command ? `unknown command "${command}"` : "no command")
-  const { flags, positional, required, number } = parse(rest)
+  const { flags, positional, required, number, millis } = parse(rest)
   const cluster = required("cluster")
   const postgres = required("postgres")
   const secret = process.env.TRIBUTARY_SECRET
@@ -91,6 +100,7 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
         secret,
         port,
         host: flags.get("host"),
+        shardLockExpiration: millis("shard-lock-expiration"),
         // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
         leave: Deferred.await(leaving())
       }))
@@ -102,7 +112,12 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
       if (guarantee !== "none" && guarantee !== "at-least-once" && guarantee !== "exactly-once") {
         throw new UsageError(`--guarantee must be none, at-least-once or exactly-once, got "${guarantee}"`)
       }
-      const interval = number("snapshot-interval")
+      const { defaultPolicy } = RestartPolicy
+      const maxFailures = number("max-failures")
+      const failureInterval = millis("failure-interval")
+      const restartPolicy = maxFailures === undefined && failureInterval === undefined
+        ? undefined
+        : RestartPolicy.failureRate(maxFailures ?? defaultPolicy.maxFailures, failureInterval ?? defaultPolicy.interval)
       return Effect.gen(function*() {
         const { Client } = yield* postgresEntry
         const name = yield* Client.submit({
@@ -114,7 +129,9 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
           name: flags.get("name"),
           processingGuarantee: guarantee,
           parallelism: number("parallelism"),
-          snapshotInterval: interval === undefined ? undefined : `${interval} millis`
+          snapshotInterval: millis("snapshot-interval"),
+          scaleUpDelay: millis("scale-up-delay"),
+          restartPolicy
         })
         console.log(`submitted ${name}`)
         if (flags.has("wait")) {

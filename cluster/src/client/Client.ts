@@ -3,8 +3,13 @@
  * the registry, proves the cluster secret and hands it (`Control.ts`) the module
  * that exports the pipeline (the members import it: it must be reachable at
  * that path or URL on each of them). The job's status lives in the registry.
+ * The coordinator may move meanwhile (a member joined or died): the client then
+ * follows the registry to the next one and submits again, which is safe as a
+ * job is known by its name (an identical submission of a job that exists is
+ * accepted without starting a second copy).
  */
 import { PgClient } from "@effect/sql-pg"
+import { RestartPolicy } from "@tributary/core"
 import { Data, Duration, Effect, Redacted, Schedule } from "effect"
 import * as Control from "../coordinator/Control.ts"
 import type { JobSettings } from "../coordinator/JobCoordinator.ts"
@@ -20,6 +25,8 @@ export interface SubmitOptions extends ClusterAddress, JobSettings {
   readonly secret: string
   /** Unique in the cluster (default: the module's file name and the time). */
   readonly name?: string | undefined
+  /** How long to follow the registry to a coordinator that can be reached, while it moves (default 30 seconds). */
+  readonly connectTimeout?: Duration.Input | undefined
 }
 
 /** The cluster refused the job, or the job failed. */
@@ -34,14 +41,34 @@ export class JobError extends Data.TaggedError("JobError")<{
 
 const withRegistry = (postgres: string) => Effect.provide(PgClient.layer({ url: Redacted.make(postgres) }))
 
+/** The coordinator the registry named could not be reached, or went away mid-call: another may be on its way. */
+class Unreachable extends Data.TaggedError("Unreachable")<{ readonly reason: string }> {}
+
+/** Hands `submission` to the coordinator the registry names now. */
+const submitOnce = (cluster: string, secret: string, submission: Control.Submission) =>
+  Effect.scoped(Effect.gen(function*() {
+    const address = yield* Registry.coordinator(cluster)
+    if (!address) return yield* new Unreachable({ reason: `cluster "${cluster}" has no coordinator` })
+    const control = yield* Control.connect(address.host, address.port, secret)
+    return yield* control.submit(submission)
+  })).pipe(
+    Effect.catchTags({
+      LinkConnectError: (error) => Effect.fail(new Unreachable({ reason: error.message })),
+      // Cut short by the connection (the coordinator stopped, its port is another's now), not refused.
+      LinkAuthError: (error) => Effect.fail(error.cause === undefined ? error : new Unreachable({ reason: error.message })),
+      RpcClientError: (error) => Effect.fail(new Unreachable({ reason: error.message }))
+    })
+  )
+
 /** Submits the job; returns its name once the coordinator accepted it. */
 export const submit = (options: SubmitOptions) =>
-  Effect.scoped(Effect.gen(function*() {
-    const address = yield* Registry.coordinator(options.cluster)
-    if (!address) return yield* new JobError({ job: options.name ?? options.module, reason: `cluster "${options.cluster}" has no coordinator` })
+  Effect.gen(function*() {
     const name = options.name ?? `${options.module.split("/").pop()}-${Date.now()}`
-    const control = yield* Control.connect(address.host, address.port, options.secret)
-    const reply = yield* control.submit({
+    const policy = yield* Effect.try({
+      try: () => RestartPolicy.fromOptions(options),
+      catch: (e) => new JobError({ job: name, reason: e instanceof Error ? e.message : String(e) })
+    })
+    const submission: Control.Submission = {
       name,
       module: options.module,
       export: options.export ?? "pipeline",
@@ -50,12 +77,19 @@ export const submit = (options: SubmitOptions) =>
         parallelism: options.parallelism ?? 1,
         snapshotIntervalMs: Duration.toMillis(options.snapshotInterval ?? "10 seconds"),
         scaleUpDelayMs: Duration.toMillis(options.scaleUpDelay ?? "10 seconds"),
-        maxRestarts: options.maxRestarts ?? 10
+        ...Registry.encodePolicy(policy)
       }
-    })
+    }
+    const reply = yield* submitOnce(options.cluster, options.secret, submission).pipe(
+      Effect.retry({
+        while: (error) => error._tag === "Unreachable",
+        schedule: Schedule.spaced("200 millis").pipe(Schedule.upTo({ duration: options.connectTimeout ?? "30 seconds" }))
+      }),
+      Effect.catchTag("Unreachable", (error) => Effect.fail(new JobError({ job: name, reason: error.reason })))
+    )
     if (reply._tag === "Rejected") return yield* new JobError({ job: name, reason: reply.reason })
     return name
-  })).pipe(withRegistry(options.postgres))
+  }).pipe(withRegistry(options.postgres))
 
 /** Waits for the job's end; fails with its reason if it failed. */
 export const awaitJob = (options: ClusterAddress & { readonly name: string }) =>

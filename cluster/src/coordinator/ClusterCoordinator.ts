@@ -97,18 +97,29 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
         yield* member.send({ _tag: "Exit" })
       }))
 
+    /**
+     * A job is known by its name: the same submission again (a client that retried after the
+     * coordinator moved) is accepted, and the job runs once; another job of that name is refused.
+     */
     const submit = (submission: Control.Submission): Effect.Effect<Control.SubmitReply> =>
       Effect.gen(function*() {
         const added = yield* Registry.addJob(cluster, submission)
-        if (added) {
-          const job = yield* Registry.job(cluster, submission.name)
-          if (job) yield* startJob(job)
-        }
-        return added ? { _tag: "Accepted" } as const : { _tag: "Rejected", reason: `a job named "${submission.name}" exists` } as const
+        const job = yield* Registry.job(cluster, submission.name)
+        if (added && job) yield* startJob(job)
+        return added || (job && sameSubmission(job, submission))
+          ? { _tag: "Accepted" } as const
+          : { _tag: "Rejected", reason: `another job named "${submission.name}" exists` } as const
       }).pipe(
         Effect.provideService(SqlClient.SqlClient, sql),
         Effect.catchCause((cause) => Effect.succeed({ _tag: "Rejected", reason: `the registry failed: ${Cause.pretty(cause)}` } as const))
       )
+
+    /** Whether `job` is what `submission` describes (the registry's options are JSON, their keys in any order). */
+    const sameSubmission = (job: Registry.JobRow, submission: Control.Submission) => {
+      const keys = Object.keys(submission.options) as Array<keyof Registry.JobOptions>
+      return job.module === submission.module && job.export === submission.export &&
+        Object.keys(job.options).length === keys.length && keys.every((key) => job.options[key] === submission.options[key])
+    }
 
     const port = yield* Control.serve({ host, secret, handlers: { join, tell, submit } })
     const published = yield* Registry.publishCoordinator(cluster, host, port)
@@ -126,11 +137,20 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
       }
     })
 
-    /** Runs `job` beside the others until it ends, then records how it ended. */
+    /**
+     * Runs `job` beside the others until it ends, then records how it ended; once, though a
+     * submission and the running jobs of the registry both name it.
+     */
     const startJob = (job: Registry.JobRow) =>
-      Effect.forkIn(Effect.scoped(Effect.gen(function*() {
-        const queue = yield* Queue.unbounded<JobCoordinator.Event>()
-        jobs.set(job.name, queue)
+      Effect.flatMap(Queue.unbounded<JobCoordinator.Event>(), (queue) =>
+        Effect.suspend(() => {
+          if (jobs.has(job.name)) return Effect.void
+          jobs.set(job.name, queue)
+          return Effect.asVoid(Effect.forkIn(runJob(job, queue), scope))
+        }))
+
+    const runJob = (job: Registry.JobRow, queue: Queue.Queue<JobCoordinator.Event>) =>
+      Effect.scoped(Effect.gen(function*() {
         yield* Effect.addFinalizer(() => Effect.sync(() => jobs.delete(job.name)))
         yield* membersReady
         let sourceParallelism = job.sourceParallelism
@@ -147,7 +167,7 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
           store,
           parallelism: job.options.parallelism,
           sourceParallelism,
-          maxRestarts: job.options.maxRestarts,
+          restartPolicy: Registry.decodePolicy(job.options),
           snapshotInterval: job.options.snapshotIntervalMs,
           scaleUpDelay: job.options.scaleUpDelayMs,
           // A job that had started before (its sources fixed) continues from its last snapshot.
@@ -166,7 +186,7 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
         if (current !== undefined) owners.delete(current)
         yield* Registry.endJob(cluster, job.name, Exit.isSuccess(exit) ? "completed" : "failed", Exit.isSuccess(exit) ? null : Cause.pretty(exit.cause))
         yield* Effect.logInfo(`cluster "${cluster}": job "${job.name}" ${Exit.isSuccess(exit) ? "completed" : "failed"}`)
-      })).pipe(Effect.ignore), scope)
+      })).pipe(Effect.ignore)
 
     // Jobs that were running when the previous coordinator stopped go on.
     yield* Effect.forEach(yield* Registry.runningJobs(cluster), startJob, { discard: true })

@@ -9,8 +9,8 @@
  * replayed twice. What carries its messages (pipes to child processes, links
  * to the members of a cluster) is the caller's: it feeds `events`.
  */
-import { Coordinator, type Guarantee, type Snapshot, SnapshotStore } from "@tributary/core"
-import { Cause, Data, Deferred, type Duration, Effect, Queue, Scope } from "effect"
+import { Coordinator, type Guarantee, RestartPolicy, type Snapshot, SnapshotStore } from "@tributary/core"
+import { Cause, Clock, Data, Deferred, type Duration, Effect, Queue, Scope } from "effect"
 import type { FromMember, ToMember } from "./Protocol.ts"
 
 /** A member process failed or died and the job could not go on without it. */
@@ -94,7 +94,9 @@ export interface JobSettings {
   readonly processingGuarantee?: Guarantee | undefined
   /** Time between snapshots (default 10 seconds). */
   readonly snapshotInterval?: Duration.Input | undefined
-  /** Restarts after failures before the job fails for good (default 10). */
+  /** When a member's failure or death restarts the job and when it fails it (default: 10 failures within 5 minutes). */
+  readonly restartPolicy?: RestartPolicy.RestartPolicy | undefined
+  /** Shorthand for `restartPolicy: RestartPolicy.maxRestarts(n)`: `n` failures in all, however far apart. */
   readonly maxRestarts?: number | undefined
   /** How long a joined member waits before the job is rescaled onto it (default 10 seconds). */
   readonly scaleUpDelay?: Duration.Input | undefined
@@ -111,7 +113,7 @@ export interface JobCoordinatorOptions {
   readonly parallelism: number
   /** Instances of each source, fixed while members come and go. */
   readonly sourceParallelism: number
-  readonly maxRestarts: number
+  readonly restartPolicy: RestartPolicy.RestartPolicy
   readonly snapshotInterval: Duration.Input
   readonly scaleUpDelay: Duration.Input
   /**
@@ -151,7 +153,7 @@ export const start = (
 ): Effect.Effect<JobCoordinator, never, Scope.Scope> =>
   Effect.gen(function*() {
     const scope = yield* Effect.scope
-    const { name, guarantee, store, maxRestarts } = options
+    const { name, guarantee, store, restartPolicy } = options
     const send = (member: Member, message: ToMember) => (member.state === "dead" ? Effect.void : member.send(message))
     let execution = 0
     let participants: Array<Member> = []
@@ -160,6 +162,7 @@ export const start = (
     const usable = (m: Member) => m.state === "up" && !released.has(m)
     let coordinator: Coordinator | undefined
     let restarts = 0
+    let failures: RestartPolicy.Failures = []
     let change: Extract<Event, { _tag: "Rescale" | "Shutdown" | "HandOver" }> | undefined
     // Members whose tasklets all ended / whose execution finished.
     const ended = new Set<Member>()
@@ -235,9 +238,9 @@ export const start = (
     /** The execution cannot go on (because of `member`, or of the coordinator): start another from the last snapshot, or fail the job. */
     const restart = (member: Member | undefined, reason: string) =>
       Effect.gen(function*() {
-        if (!guarantee || restarts >= maxRestarts || !members.some(usable)) {
-          return yield* (member ? new MemberError({ member: member.index, reason }) : new CoordinatorError({ reason }))
-        }
+        const counted = guarantee && members.some(usable) ? RestartPolicy.onFailure(failures, restartPolicy, yield* Clock.currentTimeMillis) : undefined
+        if (!counted) return yield* (member ? new MemberError({ member: member.index, reason }) : new CoordinatorError({ reason }))
+        failures = counted
         restarts++
         yield* Effect.logWarning(`${member ? `member ${member.index}` : "coordinator"}: ${reason}; restarting from the last snapshot`)
         yield* cancel

@@ -4,7 +4,8 @@
  * coordinator that takes over finds the running job and the execution number
  * to continue from here; members and clients find the coordinator here.
  */
-import { Effect } from "effect"
+import { RestartPolicy } from "@tributary/core"
+import { Duration, Effect } from "effect"
 import { SqlClient } from "effect/sql"
 import type { SqlError } from "effect/sql"
 
@@ -20,8 +21,19 @@ export interface JobOptions {
   readonly parallelism: number
   readonly snapshotIntervalMs: number
   readonly scaleUpDelayMs: number
-  readonly maxRestarts: number
+  /** The restart policy: at most `maxFailures` failures within `failureIntervalMs` (null: in all). */
+  readonly maxFailures: number
+  readonly failureIntervalMs: number | null
 }
+
+/** A restart policy as the registry keeps it (JSON has no infinity: an unbounded interval is null). */
+export const encodePolicy = (policy: RestartPolicy.RestartPolicy): Pick<JobOptions, "maxFailures" | "failureIntervalMs"> => {
+  const ms = Duration.toMillis(policy.interval)
+  return { maxFailures: policy.maxFailures, failureIntervalMs: Number.isFinite(ms) ? ms : null }
+}
+
+export const decodePolicy = (options: JobOptions): RestartPolicy.RestartPolicy =>
+  RestartPolicy.failureRate(options.maxFailures, options.failureIntervalMs ?? Duration.infinity)
 
 export interface JobRow {
   readonly name: string

@@ -98,8 +98,8 @@ export const connector = (wire: Wire, key: SecretKey, window: number, timeoutMs:
     }
     return readU32(welcome.body, MAC)
   }).pipe(
-    Effect.catchTag("SocketError", (e) => Effect.fail(new LinkAuthError({ reason: `connection failed during the handshake (${e.message})` }))),
-    Effect.catchTag("LinkClosedError", (e) => Effect.fail(new LinkAuthError({ reason: `connection closed during the handshake (${e.reason})` }))),
+    Effect.catchTag("SocketError", (e) => Effect.fail(new LinkAuthError({ reason: `connection failed during the handshake (${e.message})`, cause: e }))),
+    Effect.catchTag("LinkClosedError", (e) => Effect.fail(new LinkAuthError({ reason: `connection closed during the handshake (${e.reason})`, cause: e }))),
     Effect.catchTag("LinkProtocolError", (e) => Effect.fail(new LinkAuthError({ reason: `the peer does not speak the link protocol (${e.reason})` }))),
     within(timeoutMs)
   )
@@ -121,7 +121,7 @@ export const listener = (wire: Wire, key: SecretKey, window: number, timeoutMs: 
     yield* wire.write(encodeFrame(FrameType.Welcome, concat(mac, u32(window))))
     return readU32(proof.body, NONCE + MAC)
   }).pipe(
-    Effect.catchTag("SocketError", (e) => Effect.fail(new LinkAuthError({ reason: `connection failed during the handshake (${e.message})` }))),
+    Effect.catchTag("SocketError", (e) => Effect.fail(new LinkAuthError({ reason: `connection failed during the handshake (${e.message})`, cause: e }))),
     within(timeoutMs)
   )
 

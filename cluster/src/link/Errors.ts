@@ -5,6 +5,8 @@ const causeMessage = (cause: unknown): string => (cause instanceof Error ? cause
 /** The peer did not prove the cluster secret, or refused ours: nothing was exchanged. */
 export class LinkAuthError extends Data.TaggedError("LinkAuthError")<{
   readonly reason: string
+  /** The connection's failure that cut the handshake short, if that is what happened (not a refusal: another try may do). */
+  readonly cause?: unknown
 }> {
   override get message() {
     return `link authentication failed: ${this.reason}`

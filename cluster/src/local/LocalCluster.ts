@@ -6,7 +6,7 @@
  * and stdout. Each member imports the module that exports the pipeline
  * (functions do not travel between processes; the module does).
  */
-import { SnapshotStore } from "@tributary/core"
+import { type PlanError, RestartPolicy, SnapshotStore } from "@tributary/core"
 import { Effect, Queue, Scope } from "effect"
 import * as JobCoordinator from "../coordinator/JobCoordinator.ts"
 import type { FromMember } from "../coordinator/Protocol.ts"
@@ -39,12 +39,13 @@ const randomSecret = () => Array.from(crypto.getRandomValues(new Uint8Array(24))
 export type Launch<R> = (index: number, secret: string) => Effect.Effect<Process.Child, Process.ProcessError, Scope.Scope | R>
 
 /** Starts the members and the job on them; the job is cancelled and its members stopped when the scope closes. */
-export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, Process.ProcessError, Scope.Scope> =>
+export const start = (options: LocalClusterOptions): Effect.Effect<ClusterJob, Process.ProcessError | PlanError, Scope.Scope> =>
   startWith(options, (index, secret) => Process.spawn(`member ${index}`, memberScript, [String(index)], { TRIBUTARY_SECRET: secret }))
 
 /** `start`, with members launched by `launch`. */
-export const startWith = <R>(options: LocalClusterOptions, launch: Launch<R>): Effect.Effect<ClusterJob, Process.ProcessError, Scope.Scope | R> =>
+export const startWith = <R>(options: LocalClusterOptions, launch: Launch<R>): Effect.Effect<ClusterJob, Process.ProcessError | PlanError, Scope.Scope | R> =>
   Effect.gen(function*() {
+    const restartPolicy = yield* Effect.try({ try: () => RestartPolicy.fromOptions(options), catch: (e) => e as PlanError })
     const scope = yield* Effect.scope
     const context = yield* Effect.context<R>()
     const secret = randomSecret()
@@ -82,7 +83,7 @@ export const startWith = <R>(options: LocalClusterOptions, launch: Launch<R>): E
       store: options.snapshotStore ?? (yield* SnapshotStore.Current) ?? SnapshotStore.memory(),
       parallelism: perMember,
       sourceParallelism: perMember * initialMembers,
-      maxRestarts: options.maxRestarts ?? 10,
+      restartPolicy,
       snapshotInterval: options.snapshotInterval ?? "10 seconds",
       scaleUpDelay: options.scaleUpDelay ?? "10 seconds",
       nextExecution: Effect.sync(() => ++executions)
@@ -110,5 +111,5 @@ export const startWith = <R>(options: LocalClusterOptions, launch: Launch<R>): E
 /** Runs the job to its end on a local cluster and stops the members. */
 export const run = (
   options: LocalClusterOptions
-): Effect.Effect<void, JobCoordinator.MemberError | JobCoordinator.CoordinatorError | Process.ProcessError> =>
+): Effect.Effect<void, JobCoordinator.MemberError | JobCoordinator.CoordinatorError | Process.ProcessError | PlanError> =>
   Effect.scoped(Effect.flatMap(start(options), (job) => job.join))

@@ -32,7 +32,13 @@ export interface MemberOptions {
   readonly port: number
   /** When this completes the member leaves gracefully: its part of the running job moves to the others first. */
   readonly leave?: Effect.Effect<void> | undefined
-  /** How long a dead runner keeps its shards, the coordinator's among them (default 3 seconds). */
+  /**
+   * How long a runner that stopped refreshing its shard locks (dead, or stalled) keeps its
+   * shards, the coordinator's among them (default 2 seconds; the locks are refreshed every third
+   * of it). Shorter moves the coordinator of a dead member sooner; too short moves it away from
+   * a member that merely paused (a long GC, a saturated machine, a slow database), which
+   * redeploys its jobs.
+   */
   readonly shardLockExpiration?: Duration.Input | undefined
 }
 
@@ -90,7 +96,7 @@ export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
   const host = options.host ?? "127.0.0.1"
   const shardingConfig = {
     runnerAddress: Option.some(RunnerAddress.make(host, options.port)),
-    shardLockExpiration: options.shardLockExpiration ?? "3 seconds",
+    shardLockExpiration: options.shardLockExpiration ?? "2 seconds",
     shardLockRefreshInterval: "1 second",
     refreshAssignmentsInterval: "500 millis",
     runnerHealthCheckInterval: "1 second"

@@ -8,7 +8,7 @@
  * and is member 0 itself, so a sink that keeps records in memory
  * (`Sinks.collect`) has them all here, as it would embedded.
  */
-import type { Pipeline } from "@tributary/core"
+import type { Pipeline, PlanError } from "@tributary/core"
 import { Cause, Effect, Exit, Fiber, Queue, type Scope } from "effect"
 import { existsSync } from "node:fs"
 import type { CoordinatorError, MemberError } from "../coordinator/JobCoordinator.ts"
@@ -33,7 +33,7 @@ let calls = 0
 export const run = <R>(
   pipeline: Pipeline.Pipeline<unknown, R>,
   options: WorkersOptions = {}
-): Effect.Effect<void, MemberError | CoordinatorError | Process.ProcessError, R> =>
+): Effect.Effect<void, MemberError | CoordinatorError | Process.ProcessError | PlanError, R> =>
   Effect.suspend(() => {
     const call = calls++
     const resolve = () => Effect.succeed(pipeline)

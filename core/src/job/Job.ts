@@ -1,4 +1,4 @@
-import { Cause, Data, Deferred, Duration, Effect, Exit, Fiber, type Scope } from "effect"
+import { Cause, Clock, Data, Deferred, Duration, Effect, Exit, Fiber, type Scope } from "effect"
 import { JobCancelledError, type JobError, PlanError } from "../errors.ts"
 import type { Dag } from "../plan/Dag.ts"
 import { plan } from "../plan/Planner.ts"
@@ -9,6 +9,7 @@ import type { JobMetrics } from "../runtime/Metrics.ts"
 import { Coordinator, type Guarantee } from "../snapshot/Coordinator.ts"
 import type { Snapshot, SnapshotError } from "../snapshot/Snapshot.ts"
 import * as SnapshotStore from "../snapshot/SnapshotStore.ts"
+import * as RestartPolicy from "./RestartPolicy.ts"
 
 export interface JobOptions {
   /** Shown in errors and metrics. */
@@ -37,7 +38,9 @@ export interface JobOptions {
   readonly snapshotInterval?: Duration.Input | undefined
   /** Where snapshots are kept (default: the `SnapshotStore.layer` provided, else in memory). */
   readonly snapshotStore?: SnapshotStore.SnapshotStore | undefined
-  /** Restarts after failures before the job fails for good (default 10). */
+  /** When a failure restarts the job and when it fails it (default: 10 failures within 5 minutes). */
+  readonly restartPolicy?: RestartPolicy.RestartPolicy | undefined
+  /** Shorthand for `restartPolicy: RestartPolicy.maxRestarts(n)`: `n` failures in all, however far apart. */
   readonly maxRestarts?: number | undefined
   /**
    * Complete snapshots kept in the store (default 2): when the newest is found
@@ -142,7 +145,7 @@ export const submit = <E, R>(
     const name = options.name ?? id
     const guarantee = options.processingGuarantee ?? "none"
     const store = options.snapshotStore ?? (yield* SnapshotStore.Current) ?? SnapshotStore.memory()
-    const { dag, executionOptions, maxRestarts, retain } = yield* Effect.try({
+    const { dag, executionOptions, restartPolicy, retain } = yield* Effect.try({
       try: () => {
         const dag = plan(pipeline, {
           parallelism: integer("parallelism", options.parallelism, 1),
@@ -152,7 +155,7 @@ export const submit = <E, R>(
         })
         return {
           dag,
-          maxRestarts: integer("maxRestarts", options.maxRestarts, 10, 0),
+          restartPolicy: RestartPolicy.fromOptions(options),
           retain: integer("retainedSnapshots", options.retainedSnapshots, SnapshotStore.DEFAULT_RETAINED),
           executionOptions: {
             batchSize: integer("batchSize", options.batchSize, 1024),
@@ -187,6 +190,7 @@ export const submit = <E, R>(
     const outcome = yield* Deferred.make<void, E | JobError>()
     let status: JobStatus = "running"
     let restarts = 0
+    let failures: RestartPolicy.Failures = []
     let current = deploy(dag, { ...executionOptions, coordinator: undefined, restored: undefined })
     let coordinator: Coordinator | undefined
     // The newest snapshot whose output this job committed: a restart never goes back before it to nothing.
@@ -205,17 +209,21 @@ export const submit = <E, R>(
         const c = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0, retain)
         coordinator = c
         current = deploy(dag, { ...executionOptions, coordinator, restored })
-        return Effect.catchCause(Effect.scoped(current.run), (cause) => {
-          if (!c || Cause.hasInterruptsOnly(cause) || restarts >= maxRestarts) return Effect.failCause(cause)
-          restarts++
-          status = "restarting"
-          committed = Math.max(committed, c.completed)
-          return SnapshotStore.recover(store, name, committed).pipe(
-            // Back to running either way: a job that cannot recover fails as a running one does.
-            Effect.onExit(() => Effect.sync(() => void (status = "running"))),
-            Effect.flatMap(execute)
-          )
-        })
+        return Effect.catchCause(Effect.scoped(current.run), (cause) =>
+          Effect.gen(function*() {
+            if (!c || Cause.hasInterruptsOnly(cause)) return yield* Effect.failCause(cause)
+            const counted = RestartPolicy.onFailure(failures, restartPolicy, yield* Clock.currentTimeMillis)
+            if (!counted) return yield* Effect.failCause(cause)
+            failures = counted
+            restarts++
+            status = "restarting"
+            committed = Math.max(committed, c.completed)
+            return yield* SnapshotStore.recover(store, name, committed).pipe(
+              // Back to running either way: a job that cannot recover fails as a running one does.
+              Effect.onExit(() => Effect.sync(() => void (status = "running"))),
+              Effect.flatMap(execute)
+            )
+          }))
       })
 
     /** Runs an execution in the job's scope; its end settles the job unless it was stopped on purpose. */
