@@ -4,9 +4,9 @@
  * hands a job's output to a stream consumer with backpressure, and stopping
  * either side releases the other.
  */
-import { Context, Effect, Stream } from "effect"
+import { Context, Data, Effect, Stream } from "effect"
 import { describe, expect, it } from "vitest"
-import { JobCancelledError, Pipeline, Sinks, Sources, Stage, StageError, Tributary } from "../core/src/index.ts"
+import { JobCancelledError, Pipeline, Sinks, SourceError, Sources, Stage, StageError, Tributary } from "../core/src/index.ts"
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i)
 
@@ -21,6 +21,7 @@ const naturals = () => {
 }
 
 class Offset extends Context.Service<Offset, number>()("test/Offset") {}
+class Unreachable extends Data.TaggedError("Unreachable")<{ readonly host: string }> {}
 
 describe("Sources.fromStream", () => {
   it("a bounded stream reaches the sink exactly, its requirements in the pipeline's", async () => {
@@ -32,6 +33,15 @@ describe("Sources.fromStream", () => {
       )
     )
     expect(out.items).toEqual(range(1, 1001).map((x) => x * 2))
+  })
+
+  it("the stream's failure fails the job with a SourceError carrying it, after the records before it", async () => {
+    const out = Sinks.collect<number>()
+    const stream = Stream.concat(Stream.range(0, 9), Stream.fail(new Unreachable({ host: "upstream" })))
+    const error = await Effect.runPromise(Effect.flip(Tributary.run(Pipeline.from(Sources.fromStream(stream, { name: "feed" })).pipe(Stage.writeTo(out)))))
+    expect(error).toBeInstanceOf(SourceError)
+    expect(error).toMatchObject({ source: "feed", cause: new Unreachable({ host: "upstream" }) })
+    expect(out.items).toEqual(range(0, 10))
   })
 
   it("cancelling a job over an unbounded stream interrupts the stream and runs its finalizer", async () => {
