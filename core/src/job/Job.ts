@@ -1,4 +1,5 @@
-import { Cause, Clock, Data, Deferred, Duration, Effect, Exit, Fiber, type Scope } from "effect"
+import { Cause, Clock, Data, Deferred, Duration, Effect, Exit, Fiber, Queue, type Scope, Stream } from "effect"
+import { StreamOutput, type StreamOutputOf } from "../connectors/stream.ts"
 import { JobCancelledError, type JobError, PlanError } from "../errors.ts"
 import type { Dag } from "../plan/Dag.ts"
 import { plan } from "../plan/Planner.ts"
@@ -316,3 +317,34 @@ export const submit = <E, R>(
 /** Runs a job to its end (bounded input) and releases its resources. */
 export const run = <E, R>(pipeline: Pipeline<E, R>, options?: JobOptions): Effect.Effect<void, E | JobError | SnapshotError, R> =>
   Effect.scoped(Effect.flatMap(submit(pipeline, options), (job) => job.join))
+
+export interface StreamOptions extends JobOptions {
+  /** Records the job may write ahead of the stream's consumer (default: `batchSize`, else 1024). */
+  readonly bufferSize?: number | undefined
+}
+
+/**
+ * Runs a job whose `Sinks.stream()` sinks feed the returned stream, in chunks
+ * of their batches. The job starts when the stream is run and lives in its
+ * scope: a consumer that stops (`Stream.take`, an interrupted fiber) cancels
+ * the job and releases its resources. Between the sinks and the consumer is a
+ * bounded buffer, so a slow consumer holds the job back (backpressure). The
+ * stream ends when the job completes and fails with what failed the job.
+ * Records reach the stream as they are written: after a restart from a
+ * snapshot, the ones written since then come again (at-least-once).
+ */
+export const stream = <E, R>(
+  pipeline: Pipeline<E, R>,
+  options: StreamOptions = {}
+): Stream.Stream<StreamOutputOf<R>, E | JobError | SnapshotError, Exclude<R, StreamOutput<any>>> =>
+  Stream.unwrap(Effect.gen(function*() {
+    const capacity = yield* Effect.try({
+      try: () => integer("bufferSize", options.bufferSize, options.batchSize ?? 1024),
+      catch: (e) => e as PlanError
+    })
+    const queue = yield* Queue.bounded<StreamOutputOf<R>, E | JobError | SnapshotError | Cause.Done>(capacity)
+    const job = yield* Effect.provideService(submit(pipeline, options), StreamOutput, queue)
+    yield* Effect.forkScoped(Effect.flatMap(Effect.exit(job.join), (exit) =>
+      Exit.isSuccess(exit) ? Queue.end(queue) : Queue.failCause(queue, exit.cause)))
+    return Stream.fromQueue(queue)
+  })) as Stream.Stream<StreamOutputOf<R>, E | JobError | SnapshotError, Exclude<R, StreamOutput<any>>>
