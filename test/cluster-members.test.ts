@@ -189,10 +189,11 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
       // still the newest when the coordinator restarts the job after the kill.
       const victim = members.find((m) => m !== coordinatorOf(members))!
       await twoSnapshotsStored(name)
-      victim.child.kill("SIGSTOP")
+      // By pid: Deno's ChildProcess.kill sends one signal only, ignoring the calls after it.
+      process.kill(victim.child.pid!, "SIGSTOP")
       await new Promise((r) => setTimeout(r, 300))
       damaged = await damageNewestSnapshot(name)
-      victim.child.kill("SIGKILL")
+      process.kill(victim.child.pid!, "SIGKILL")
     }, { name })
     const warning = members.map((m) => m.log.match(/snapshot (\d+) in postgres \S+ damaged; restoring snapshot (\d+)/)).find((m) => m)
     expect(warning?.slice(1).map(Number)).toEqual([damaged, damaged - 1])
