@@ -80,4 +80,44 @@ describe("a source of splits", () => {
     expect(error).toBeInstanceOf(PlanError)
     expect((error as PlanError).message).toMatch(/positions of 2 instances of source "generator", which now has 3: a source without splits keeps its parallelism/)
   })
+
+  it("watching a directory: files that appear later are read, and a crash neither rereads nor skips one", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-watch-"))
+    /**
+     * A file appears whole: written under a hidden name, then renamed into the directory. Later
+     * files sort first, so a new one shifts the others in the listing.
+     */
+    const appear = (f: number) => {
+      const name = `w${String(99 - f).padStart(2, "0")}.txt`
+      fs.writeFileSync(path.join(dir, `.${name}`), Array.from({ length: 50 }, (_, l) => `${f}-${l}\n`).join(""))
+      fs.renameSync(path.join(dir, `.${name}`), path.join(dir, name))
+    }
+    appear(0)
+    const out = Sinks.collect<string>({ transactional: true })
+    let calls = 0
+    const pipeline = Pipeline.from(Sources.files(dir, { watch: "20 millis" })).pipe(
+      Stage.map((line: string) => {
+        if (++calls === 260) throw new Error("a crash once several files were read")
+        return line
+      }),
+      Stage.writeTo(out)
+    )
+    const expected = Array.from({ length: 10 * 50 }, (_, i) => `${Math.floor(i / 50)}-${i % 50}`).sort()
+    const restarts = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const job = yield* Tributary.submit(pipeline, { parallelism: 2, processingGuarantee: "exactly-once", snapshotInterval: "10 millis" })
+      for (let f = 1; f < 10; f++) {
+        yield* Effect.sleep(40)
+        appear(f)
+      }
+      for (let waited = 0; out.items.length < expected.length; waited += 10) {
+        if (waited > 10_000) break
+        yield* Effect.sleep(10)
+      }
+      const { restarts } = yield* job.metrics
+      yield* job.cancel
+      return restarts
+    })).pipe(Effect.provide(NodeFileSystem.layer)))
+    expect(restarts).toBe(1)
+    expect([...out.items].sort()).toEqual(expected)
+  })
 })

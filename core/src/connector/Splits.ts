@@ -7,7 +7,11 @@
  * splits again and each resumes from its own position.
  */
 import { Effect, Exit, Scope } from "effect"
+import { stableHash } from "../plan/partition.ts"
 import * as Source from "../pipeline/Source.ts"
+
+/** How long a pull of an unbounded source with nothing to read waits before answering `[]`. */
+const IDLE_WAIT_MS = 10
 
 export interface Split {
   /** Unique among the splits of the source, stable across runs: positions are saved under it. */
@@ -28,8 +32,17 @@ export interface SplitSourceOptions<A, S extends Split, R> {
   readonly bounded: boolean
   readonly maxParallelism?: number | undefined
   readonly eventTime?: ((a: A) => number) | undefined
-  /** The splits of the input, the same in every instance (e.g. sorted); told which instance asks. */
-  readonly enumerate: (ctx: { readonly instance: number; readonly instances: number }) => Effect.Effect<ReadonlyArray<S>, unknown, R>
+  /**
+   * The splits of the input, the same in every instance (e.g. sorted); told which
+   * instance asks and whether this is the first listing or a later discovery.
+   */
+  readonly enumerate: (ctx: { readonly instance: number; readonly instances: number; readonly initial: boolean }) => Effect.Effect<ReadonlyArray<S>, unknown, R>
+  /**
+   * Lists the splits again every this many milliseconds (an unbounded source:
+   * new files, new partitions). Splits are then dealt by a hash of their id, so
+   * a new one never moves another to a different instance.
+   */
+  readonly discoverEvery?: number | undefined
   /** Opens `split` in its own scope (closed once it is finished), resuming after `position` when it has one. */
   readonly open: (split: S, position: unknown, batchSize: number) => Effect.Effect<SplitReader<A>, unknown, R | Scope.Scope>
 }
@@ -45,7 +58,10 @@ interface State<A, S> {
   scope: Scope.Closeable | undefined
 }
 
-/** A source of splits: split j of the enumeration is read by instance j mod instances. */
+/**
+ * A source of splits: split j of the enumeration is read by instance j mod
+ * instances (with discovery: the split whose id hashes to it).
+ */
 export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<A, S, R>): Source.Source<A, Exclude<R, Scope.Scope>> =>
   Source.make({
     name: options.name,
@@ -61,9 +77,29 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
         const scope = yield* Effect.scope
         // Splits open as they are reached, with the services the source was opened with.
         const context = yield* Effect.context<R>()
-        const states: Array<State<A, S>> = (yield* options.enumerate({ instance, instances }))
-          .filter((_, j) => j % instances === instance)
-          .map((split) => ({ split, position: saved.get(split.id)?.[1], finished: saved.get(split.id)?.[2] ?? false, reader: undefined, scope: undefined }))
+        const { discoverEvery } = options
+        const mine = (split: S, j: number) => (discoverEvery === undefined ? j : stableHash(split.id)) % instances === instance
+        const stateOf = (split: S): State<A, S> => ({
+          split,
+          position: saved.get(split.id)?.[1],
+          finished: saved.get(split.id)?.[2] ?? false,
+          reader: undefined,
+          scope: undefined
+        })
+        const states: Array<State<A, S>> = (yield* options.enumerate({ instance, instances, initial: true })).filter(mine).map(stateOf)
+        const known = new Set(states.map((s) => s.split.id))
+        let discovered = Date.now()
+        /** New splits of this instance, once the discovery interval has passed. */
+        const discover = Effect.gen(function*() {
+          if (discoverEvery === undefined || Date.now() - discovered < discoverEvery) return
+          discovered = Date.now()
+          for (const split of (yield* Effect.provideContext(options.enumerate({ instance, instances, initial: false }), context)).filter(mine)) {
+            if (!known.has(split.id)) {
+              known.add(split.id)
+              states.push(stateOf(split))
+            }
+          }
+        })
         let cursor = 0
 
         const finish = (s: State<A, S>) =>
@@ -89,6 +125,7 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
         return {
           position: (): Positions => states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const),
           pull: Effect.gen(function*() {
+            yield* discover
             // One round over the splits at most: a bounded source stays on a split until it is
             // finished; an unbounded one takes them in turn, so none starves the others.
             for (let tried = 0; tried < states.length; tried++) {
@@ -97,7 +134,10 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
               if (batch === undefined || !options.bounded) cursor = (cursor + 1) % states.length
               if (batch !== undefined && batch.length > 0) return batch
             }
-            return states.every((s) => s.finished) ? undefined : []
+            if (discoverEvery === undefined && states.every((s) => s.finished)) return undefined
+            // Nothing right now: wait a little before saying so (the contract of an unbounded source).
+            if (!options.bounded) yield* Effect.sleep(IDLE_WAIT_MS)
+            return []
           })
         }
       })

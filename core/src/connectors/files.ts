@@ -1,4 +1,4 @@
-import { Data, Effect, FileSystem, PlatformError } from "effect"
+import { Data, Duration, Effect, FileSystem, PlatformError } from "effect"
 import * as Splits from "../connector/Splits.ts"
 import type * as Source from "../pipeline/Source.ts"
 
@@ -28,6 +28,13 @@ export interface FilesOptions {
    */
   readonly glob?: string | undefined
   readonly name?: string | undefined
+  /**
+   * Watch the directory: list it again at this interval and read each new file
+   * that matches; the source never ends. A file is read once, to its end, when
+   * it is found, so it must appear whole: write it elsewhere (or under a hidden
+   * name) and rename it into the directory, as a directory sink does.
+   */
+  readonly watch?: Duration.Input | undefined
 }
 
 const CHUNK_SIZE = 64 * 1024
@@ -232,18 +239,22 @@ const readFile = (fs: FileSystem.FileSystem, path: string, skip: number, batchSi
  * another number of instances resumes every file where it was. Each file is
  * read in chunks and decoded as strict UTF-8, so malformed bytes fail the job
  * with a `FileSourceError` naming the file and line. A `directory` that is not
- * one fails likewise; a glob that matches no file logs a warning.
+ * one fails likewise; a glob that matches no file logs a warning. With `watch`
+ * the source is unbounded: files that appear later are new splits, dealt by a
+ * hash of their path, and a restart neither rereads nor skips one.
  */
 export const files = (directory: string, options?: FilesOptions): Source.Source<string, FileSystem.FileSystem> => {
   const name = options?.name ?? "files"
   const glob = options?.glob ?? "*"
+  const watch = options?.watch === undefined ? undefined : Duration.toMillis(options.watch)
   return Splits.make({
     name,
-    bounded: true,
-    enumerate: ({ instance }) =>
+    bounded: watch === undefined,
+    discoverEvery: watch,
+    enumerate: ({ instance, initial }) =>
       Effect.gen(function*() {
         const paths = yield* listFiles(yield* FileSystem.FileSystem, directory, glob)
-        if (paths.length === 0 && instance === 0) yield* Effect.logWarning(`source "${name}": no file in ${directory} matches "${glob}"`)
+        if (paths.length === 0 && instance === 0 && initial && watch === undefined) yield* Effect.logWarning(`source "${name}": no file in ${directory} matches "${glob}"`)
         return paths.map((path) => ({ id: path }))
       }),
     open: (split, position, batchSize) =>
