@@ -97,14 +97,20 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
             if (!known.has(split.id)) {
               known.add(split.id)
               states.push(stateOf(split))
+              added.push(split.id)
             }
           }
         })
         let cursor = 0
+        let current: string | undefined
+        const added = states.filter((s) => !s.finished).map((s) => s.split.id)
+        const ended: Array<string> = []
+        const take = (taken: Array<string>) => taken.length === 0 ? taken : taken.splice(0)
 
         const finish = (s: State<A, S>) =>
           Effect.suspend(() => {
             s.finished = true
+            ended.push(s.split.id)
             s.position = s.reader!.position()
             s.reader = undefined
             return Scope.close(s.scope!, Exit.void)
@@ -123,6 +129,7 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
           })
 
         return {
+          splits: { current: () => current, takeAdded: () => take(added), takeEnded: () => take(ended) },
           position: (): Positions => states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const),
           pull: Effect.gen(function*() {
             yield* discover
@@ -132,7 +139,10 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
               const s = states[cursor]!
               const batch = s.finished ? undefined : yield* pullFrom(s)
               if (batch === undefined || !options.bounded) cursor = (cursor + 1) % states.length
-              if (batch !== undefined && batch.length > 0) return batch
+              if (batch !== undefined && batch.length > 0) {
+                current = s.split.id
+                return batch
+              }
             }
             if (discoverEvery === undefined && states.every((s) => s.finished)) return undefined
             // Nothing right now: wait a little before saying so (the contract of an unbounded source).

@@ -10,6 +10,13 @@ import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
  * watermark it reports is rounded down to `granularity` (when the planner
  * found that coarser watermarks change no result), so it advances once per
  * window frame rather than once per batch.
+ *
+ * Behind a source of splits (a Kafka partition, a file) it keeps this per split
+ * (Jet's `EventTimeMapper`, Flink's per-split watermarks): an event is late by
+ * its own split's time, and the watermark is the minimum over the splits
+ * the source took on that are neither ended nor idle (no data for
+ * `idleTimeout`, counted from when it was taken on); an idle split rejoins when
+ * data comes. A split that is far ahead cannot make another one's events late.
  */
 export class WithTimestamps implements Operator<unknown, unknown> {
   private top = -Infinity
@@ -18,12 +25,31 @@ export class WithTimestamps implements Operator<unknown, unknown> {
   private readonly time: (a: any) => number
   private readonly allowedLag: number
   private readonly granularity: number
+  private readonly idleTimeout: number
+  /** Per split: its highest time and when it last had data. */
+  private readonly splits = new Map<string, { top: number; seen: number }>()
+  private split: { top: number; seen: number } | undefined
+  /** The watermark last reported: it never goes back when a split joins behind it. */
+  private reported = -Infinity
 
-  constructor(stage: string, time: (a: any) => number, allowedLag: number, granularity: number) {
+  constructor(stage: string, time: (a: any) => number, allowedLag: number, granularity: number, idleTimeout = Infinity) {
     this.stage = stage
     this.time = time
     this.allowedLag = allowedLag
     this.granularity = granularity
+    this.idleTimeout = idleTimeout
+  }
+
+  fromSplit(split: string, added: ReadonlyArray<string>, ended: ReadonlyArray<string>): void {
+    const now = Date.now()
+    // A split holds the watermark back from when it is taken on, until it is idle or ends.
+    for (const id of added) if (!this.splits.has(id)) this.splits.set(id, { top: -Infinity, seen: now })
+    for (const id of ended) this.splits.delete(id)
+    let state = this.splits.get(split)
+    if (!state) this.splits.set(split, (state = { top: -Infinity, seen: now }))
+    state.seen = now
+    this.split = state
+    this.top = state.top
   }
 
   process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
@@ -39,11 +65,20 @@ export class WithTimestamps implements Operator<unknown, unknown> {
       }
     })
     this.top = top
+    if (this.split) this.split.top = top
   }
 
   watermark(): number {
-    const exact = this.top - this.allowedLag
-    return this.granularity > 0 ? Math.floor(exact / this.granularity) * this.granularity : exact
+    let top = this.top
+    if (this.split) {
+      const now = Date.now()
+      top = Infinity
+      for (const s of this.splits.values()) if (now - s.seen < this.idleTimeout && s.top < top) top = s.top
+      if (top === Infinity) return this.reported
+    }
+    const exact = top - this.allowedLag
+    this.reported = Math.max(this.reported, this.granularity > 0 ? Math.floor(exact / this.granularity) * this.granularity : exact)
+    return this.reported
   }
 
   saveState(state: StateWriter): void {

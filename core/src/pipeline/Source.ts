@@ -28,6 +28,16 @@ export interface SourceReader<out A> {
    * processing guarantees hold across a restart.
    */
   readonly position?: (() => unknown) | undefined
+  /**
+   * A source of splits (`Splits.make`): the split the batch `pull` returned last
+   * came from, and the splits this instance took on and that ended since the
+   * previous call. A timestamps stage fused behind the source keeps a watermark per split.
+   */
+  readonly splits?: {
+    readonly current: () => string | undefined
+    readonly takeAdded: () => ReadonlyArray<string>
+    readonly takeEnded: () => ReadonlyArray<string>
+  } | undefined
 }
 
 export const SourceTypeId: unique symbol = Symbol.for("tributary/Source")

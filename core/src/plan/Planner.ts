@@ -333,7 +333,7 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
         const { allowedLag } = node
         const fn = time
         const granularity = watermarkGranularity(node)
-        addOp(v, name, () => new WithTimestamps(name, fn, allowedLag, granularity))
+        addOp(v, name, () => new WithTimestamps(name, fn, allowedLag, granularity, node.idleTimeout))
         v.idleTimeout = node.idleTimeout
         return v
       }

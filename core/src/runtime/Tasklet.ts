@@ -322,6 +322,8 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
       let lastData = Date.now()
       let idle = false
       const pull = Effect.mapError(reader.pull, (cause) => new SourceError({ source: name, cause }))
+      // A source of splits with the timestamps stage right here: a watermark per split.
+      const splits = generator?.op.fromSplit ? reader.splits : undefined
       const coordinator = spec.coordinator
       let barrier = coordinator?.completed ?? 0
       while (true) {
@@ -337,6 +339,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         if (batch.length > 0) {
           lastData = Date.now()
           idle = false
+          if (splits) generator!.op.fromSplit!(splits.current()!, splits.takeAdded(), splits.takeEnded())
           yield* process(0, batch)
           continue
         }
