@@ -126,6 +126,22 @@ describe("local cluster membership changes", () => {
     expect(part3.length).toBeGreaterThan(0)
   })
 
+  it("a source of splits follows the members: a joining member reads files too, and each line is written once", async () => {
+    const words = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-cluster-words-"))
+    for (let f = 0; f < 16; f++) fs.writeFileSync(path.join(words, `f${f}.txt`), Array.from({ length: 500 }, (_, l) => `${f}-${l}\n`).join(""))
+    process.env.WORDS_DIR = words
+    const { out, status } = await streamingRun({ export: "fileLines", members: 2, processingGuarantee: "exactly-once", scaleUpDelay: "100 millis" }, (job) =>
+      Effect.gen(function*() {
+        yield* snapshotsDone(job, 1)
+        expect(yield* job.addMember).toBe(2)
+      }))
+    expect(status.execution).toBe(2)
+    const lines = committedLines(path.join(out, "lines")).sort()
+    expect(lines).toEqual(Array.from({ length: 16 * 500 }, (_, i) => `${Math.floor(i / 500)}-${i % 500}`).sort())
+    // The third member read files: its source instance wrote lines into its own part.
+    expect(fs.readdirSync(path.join(out, "lines")).some((f) => f.startsWith("part-00002"))).toBe(true)
+  })
+
   it("a member shut down gracefully leaves after a terminal snapshot: no duplicates even with at-least-once", async () => {
     const { out, status } = await streamingRun({ export: "appended", members: 3, processingGuarantee: "at-least-once" }, (job) =>
       Effect.gen(function*() {

@@ -20,7 +20,8 @@ export interface JobOptions {
   /**
    * Instances of each source (default: `parallelism`, capped by the source's
    * `maxParallelism`). A cluster keeps it fixed while members come and go:
-   * a source's positions belong to the slices of input its instances read.
+   * a source's positions belong to the slices of input its instances read;
+   * there a source made of splits (positions per split) follows the members.
    */
   readonly sourceParallelism?: number | undefined
   /** Records per batch (default 1024). */

@@ -303,7 +303,9 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
     const name = nameOf(node)
     switch (node.kind) {
       case "source":
-        return newVertex(node, Math.min(sourceParallelism, node.source.maxParallelism ?? sourceParallelism))
+        // Spread over members, a source of splits follows them: its positions are per split.
+        const instances = options.spread && node.source.rescalable ? parallelism : sourceParallelism
+        return newVertex(node, Math.min(instances, node.source.maxParallelism ?? instances))
       case "map":
       case "filter":
       case "flatMap":
