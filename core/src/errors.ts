@@ -85,4 +85,18 @@ export class JobCancelledError extends Data.TaggedError("JobCancelledError")<{
 }
 
 /** Everything a job can fail with, beside its stages' own errors. */
-export type JobError = StageError | SourceError | SinkError | PlanError | JobCancelledError
+/** A connector gave up on its server. */
+export class ConnectorError extends Data.TaggedError("ConnectorError")<{
+  readonly connector: string
+  /** The server it talks to, as the user named it (`host:port`, a URL without its password). */
+  readonly server: string
+  readonly attempts: number
+  readonly cause: unknown
+}> {
+  override get message() {
+    const last = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `connector "${this.connector}" gave up on ${this.server} after ${this.attempts} attempts: ${last}`
+  }
+}
+
+export type JobError = StageError | SourceError | SinkError | ConnectorError | PlanError | JobCancelledError

@@ -8,6 +8,7 @@
  */
 import { Effect, Exit, Scope } from "effect"
 import { stableHash } from "../plan/partition.ts"
+import * as Retry from "./Retry.ts"
 import * as Source from "../pipeline/Source.ts"
 
 /** How long a pull of an unbounded source with nothing to read waits before answering `[]`. */
@@ -43,6 +44,11 @@ export interface SplitSourceOptions<A, S extends Split, R> {
    * a new one never moves another to a different instance.
    */
   readonly discoverEvery?: number | undefined
+  /**
+   * Retry a split whose reading fails (its server went away): it is opened again
+   * at its position after a backoff; past the limit the job fails with a `ConnectorError`.
+   */
+  readonly retry?: Retry.RetryOptions | undefined
   /** Opens `split` in its own scope (closed once it is finished), resuming after `position` when it has one. */
   readonly open: (split: S, position: unknown, batchSize: number) => Effect.Effect<SplitReader<A>, unknown, R | Scope.Scope>
 }
@@ -117,7 +123,7 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
           })
 
         /** The next batch of split `s`, opening it first if needed; `undefined` once it is finished. */
-        const pullFrom = (s: State<A, S>) =>
+        const read = (s: State<A, S>) =>
           Effect.gen(function*() {
             if (!s.reader) {
               s.scope = yield* Scope.fork(scope)
@@ -127,9 +133,20 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
             if (batch === undefined) yield* finish(s)
             return batch
           })
+        /** After a failure: the split's connection is dropped, to be opened again at its position. */
+        const reset = (s: State<A, S>) =>
+          Effect.suspend(() => {
+            if (s.reader) s.position = s.reader.position()
+            s.reader = undefined
+            return s.scope ? Scope.close(s.scope, Exit.void) : Effect.void
+          })
+        let retries = 0
+        const { retry } = options
+        const pullFrom = (s: State<A, S>) => retry ? Retry.retrying(options.name, retry, read(s), reset(s), () => void retries++) : read(s)
 
         return {
           splits: { current: () => current, takeAdded: () => take(added), takeEnded: () => take(ended) },
+          retries: () => retries,
           position: (): Positions => states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const),
           pull: Effect.gen(function*() {
             yield* discover

@@ -33,6 +33,8 @@ export interface SourceReader<out A> {
    * came from, and the splits this instance took on and that ended since the
    * previous call. A timestamps stage fused behind the source keeps a watermark per split.
    */
+  /** Times the source retried its server (shown in the job's metrics). */
+  readonly retries?: (() => number) | undefined
   readonly splits?: {
     readonly current: () => string | undefined
     readonly takeAdded: () => ReadonlyArray<string>

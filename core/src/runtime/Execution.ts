@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { SinkError, SourceError } from "../errors.ts"
+import { ConnectorError, SinkError, SourceError } from "../errors.ts"
 import type { Dag, Edge } from "../plan/Dag.ts"
 import type { KeyedColumns, RestoredState } from "../operator/Operator.ts"
 import { partitionOf } from "../plan/partition.ts"
@@ -182,7 +182,7 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
           restoredPosition: restoredPosition?.[2],
           restoredPositions: restored?.positions.filter(([s]) => s === vertex.sourceKey).map((p) => p[2])
         }), (cause) =>
-          new SourceError({ source: source.name, cause }))
+          cause instanceof ConnectorError ? cause : new SourceError({ source: source.name, cause }))
         : undefined
       // A step fails to start only with a stage's own error (a resource's), already annotated.
       const steps = yield* Effect.forEach(vertex.steps, (s) => s.make(ctx))
@@ -238,6 +238,7 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         batchesIn: c.batchesIn,
         batchesOut: c.batchesOut,
         lateEvents: c.lateEvents,
+        retries: c.retries,
         watermark: c.watermark,
         queues: inputs[v.id]![i]!.map((input) => ({
           size: input.channel.size,

@@ -8,6 +8,8 @@ export interface InstanceMetrics {
   readonly batchesOut: number
   /** Events that arrived behind the watermark (dropped, or sent to the window's late-events sink). */
   readonly lateEvents: number
+  /** Times a connector of this instance retried its server. */
+  readonly retries: number
   /** The watermark this instance last passed downstream (-Infinity before the first). */
   readonly watermark: number
   /** Fill of each input queue: items now, the most ever held, and the bound. */
@@ -27,5 +29,6 @@ export class Counters {
   batchesIn = 0
   batchesOut = 0
   lateEvents = 0
+  retries = 0
   watermark = -Infinity
 }

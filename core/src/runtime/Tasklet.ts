@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { SinkError, SourceError, StageError } from "../errors.ts"
+import { ConnectorError, SinkError, SourceError, StageError } from "../errors.ts"
 import type { KeyedColumns, Operator, Step } from "../operator/Operator.ts"
 import { FINAL_SNAPSHOT, type Snapshots } from "../snapshot/Coordinator.ts"
 import { packState, type StepState } from "../snapshot/Snapshot.ts"
@@ -321,7 +321,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     Effect.gen(function*() {
       let lastData = Date.now()
       let idle = false
-      const pull = Effect.mapError(reader.pull, (cause) => new SourceError({ source: name, cause }))
+      const pull = Effect.mapError(reader.pull, (cause) => (cause instanceof ConnectorError ? cause : new SourceError({ source: name, cause })))
       // A source of splits with the timestamps stage right here: a watermark per split.
       const splits = generator?.op.fromSplit ? reader.splits : undefined
       const coordinator = spec.coordinator
@@ -335,6 +335,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
           if (barrier === coordinator.terminal) return yield* Effect.never
         }
         const batch = yield* pull
+        if (reader.retries) counters.retries = reader.retries()
         if (batch === undefined) break
         if (batch.length > 0) {
           lastData = Date.now()
