@@ -65,6 +65,7 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
           .filter((_, j) => j % instances === instance)
           .map((split) => ({ split, position: saved.get(split.id)?.[1], finished: saved.get(split.id)?.[2] ?? false, reader: undefined, scope: undefined }))
         let cursor = 0
+        let origin: Source.Origin = { position: undefined }
 
         const finish = (s: State<A, S>) =>
           Effect.suspend(() => {
@@ -81,12 +82,14 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
               s.scope = yield* Scope.fork(scope)
               s.reader = yield* Scope.provide(Effect.provideContext(options.open(s.split, s.position, batchSize), context), s.scope)
             }
+            origin = { split: s.split.id, position: s.reader.position() }
             const batch = yield* s.reader.pull
             if (batch === undefined) yield* finish(s)
             return batch
           })
 
         return {
+          origin: () => origin,
           position: (): Positions => states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const),
           pull: Effect.gen(function*() {
             // One round over the splits at most: a bounded source stays on a split until it is

@@ -28,6 +28,18 @@ export interface SourceReader<out A> {
    * processing guarantees hold across a restart.
    */
   readonly position?: (() => unknown) | undefined
+  /**
+   * Where the last batch pulled came from, named in dead letters and decoding
+   * errors. Without it: the reader's `position` before the pull.
+   */
+  readonly origin?: (() => Origin) | undefined
+}
+
+/** Where a batch came from: its split (of a source of splits) and the position before it. */
+export interface Origin {
+  readonly split?: string | undefined
+  /** Reading again from here reads the batch again. */
+  readonly position: unknown
 }
 
 export const SourceTypeId: unique symbol = Symbol.for("tributary/Source")

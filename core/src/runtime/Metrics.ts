@@ -8,6 +8,8 @@ export interface InstanceMetrics {
   readonly batchesOut: number
   /** Events that arrived behind the watermark (dropped, or sent to the window's late-events sink). */
   readonly lateEvents: number
+  /** Records a stage rejected (failed to decode, or its function threw) and sent to its dead-letter sink. */
+  readonly deadLetters: number
   /** The watermark this instance last passed downstream (-Infinity before the first). */
   readonly watermark: number
   /** Fill of each input queue: items now, the most ever held, and the bound. */
@@ -27,5 +29,6 @@ export class Counters {
   batchesIn = 0
   batchesOut = 0
   lateEvents = 0
+  deadLetters = 0
   watermark = -Infinity
 }
