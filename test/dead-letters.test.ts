@@ -105,8 +105,8 @@ describe("poison records", () => {
     const out = Sinks.collect<number>()
     const dead = Sinks.collect<Stage.DeadLetter>()
     const count = await deadLetterCount(
-      Pipeline.from(Sources.fromIterable([1, 2, 0, 4, 0, 5])).pipe(
-        Stage.map((n) => n * 2),
+      Pipeline.from(Sources.fromIterable<unknown>([1, 2, 0, "x", 4, 0, 5])).pipe(
+        Stage.decode(Schema.Number, { deadLetters: dead }),
         Stage.map((n) => {
           if (n === 0) throw new Error("division by zero")
           return 100 / n
@@ -116,10 +116,34 @@ describe("poison records", () => {
       ),
       { batchSize: 4 }
     )
-    expect(out.items).toEqual([50, 25, 12.5, 10])
-    // Behind another stage the records are not the source's: no position.
-    expect(dead.items).toEqual([0, 0].map((record) => ({ stage: "invert", record, error: { message: "division by zero", issue: undefined } })))
-    expect(count).toBe(2)
+    expect(out.items).toEqual([100, 50, 25, 20])
+    // Behind the decode the records are not the source's batch: no position.
+    expect(dead.items.map(({ error, ...letter }) => ({ ...letter, message: error.message }))).toEqual([
+      { stage: "decode", record: "x", message: "Expected number", position: 0, index: 3 },
+      { stage: "invert", record: 0, message: "division by zero" },
+      { stage: "invert", record: 0, message: "division by zero" }
+    ])
+    expect(count).toBe(3)
+  })
+
+  it("stages with different dead-letter sinks each write to their own", async () => {
+    const undecoded = Sinks.collect<Stage.DeadLetter>()
+    const poison = Sinks.collect<Stage.DeadLetter>()
+    const out = Sinks.collect<number>()
+    await Effect.runPromise(Tributary.run(
+      Pipeline.from(Sources.fromIterable<unknown>([1, "x", 0, 2])).pipe(
+        Stage.decode(Schema.Number, { deadLetters: undecoded }),
+        Stage.map((n) => {
+          if (n === 0) throw new Error("zero")
+          return n
+        }, { deadLetters: poison }),
+        Stage.writeTo(out)
+      ),
+      { parallelism: 2, batchSize: 2 }
+    ))
+    expect([...out.items].sort()).toEqual([1, 2])
+    expect(undecoded.items.map((d) => [d.record, d.position, d.index])).toEqual([["x", 0, 1]])
+    expect(poison.items.map((d) => d.record)).toEqual([0])
   })
 
   it("without deadLetters a throwing function still fails the job", async () => {
