@@ -4,11 +4,11 @@
  * naming them without a dead-letter sink.
  */
 import { NodeFileSystem } from "@effect/platform-node"
-import { Effect, Schema } from "effect"
+import { Effect, type FileSystem, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { describe, expect, it } from "vitest"
+import { describe, expect, expectTypeOf, it } from "vitest"
 import { Pipeline, Sinks, Sources, Stage, StageError, Tributary } from "../core/src/index.ts"
 import type { JobOptions } from "../core/src/job/Job.ts"
 import type { Pipeline as P } from "../core/src/pipeline/Pipeline.ts"
@@ -40,8 +40,12 @@ describe("Stage.decode", () => {
   it("gives records the schema's type and values", async () => {
     const out = Sinks.collect<Order>()
     const decoded = Pipeline.from(Sources.fromIterable(raw.filter((_, i) => !bad.includes(i)))).pipe(Stage.decode(Order))
+    expectTypeOf(decoded).toEqualTypeOf<Stage.Stage<Order>>()
     // @ts-expect-error a field the schema does not have
     decoded.pipe(Stage.map((o) => o.price))
+    // The source's requirements stay requirements, not errors.
+    expectTypeOf(Pipeline.from(Sources.files("in")).pipe(Stage.decode(Schema.fromJsonString(Order))))
+      .toEqualTypeOf<Stage.Stage<Order, Stage.Unkeyed, never, FileSystem.FileSystem>>()
     await Effect.runPromise(Tributary.run(decoded.pipe(Stage.map((o) => ({ ...o, id: o.id * 10 })), Stage.writeTo(out))))
     expect(out.items).toEqual([{ id: 10, item: "tea" }, { id: 30, item: "bread" }, { id: 40, item: "jam" }, { id: 60, item: "salt" }])
   })
@@ -84,6 +88,11 @@ describe("Stage.decode", () => {
       ["b.jsonl", 4, JSON.stringify({ id: "eight", item: "x" })]
     ])
     expect(count).toBe(3)
+    const failure = await Effect.runPromise(
+      Tributary.run(Pipeline.from(Sources.files(dir, { glob: "a.*" })).pipe(Stage.decode(Schema.fromJsonString(Order)), Stage.writeTo(Sinks.collect())), { batchSize: 2 })
+        .pipe(Effect.provide(NodeFileSystem.layer), Effect.flip)
+    )
+    expect(failure.message).toContain(`stage "decode" failed on record ${JSON.stringify(JSON.stringify({ id: "three", item: "x" }))} (split ${JSON.stringify(path.join(dir, "a.jsonl"))}, position 2, index 0): Expected number`)
   })
 
   it("without a dead-letter sink fails the job naming stage, record, position and the parse error", async () => {

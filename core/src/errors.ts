@@ -46,8 +46,9 @@ export class StageError extends Data.TaggedError("StageError")<{
   readonly cause: unknown
   /** The split of the source the record came from (a source of splits). */
   readonly split?: string | undefined
-  /** The source's (split's) position before the record's batch, and the record's index in it. */
+  /** The source's (split's) position before the record's batch. */
   readonly position?: unknown
+  /** The record's index in that batch. */
   readonly index?: number | undefined
 }> {
   override get message() {

@@ -13,12 +13,11 @@ export interface DeadLetter {
   readonly error: { readonly message: string; readonly issue?: SchemaIssue.Issue | undefined }
   /** For a stage reading a source of splits directly: the record's split. */
   readonly split?: string | undefined
-  /**
-   * For a stage reading a source directly: the source's (split's) position
-   * before the record's batch, and the record's index in it (for a source
-   * counting records, as `Sources.files` counts lines, the record's own
-   * position is `position + index`).
-   */
+  /** For a stage reading a source directly: the source's (split's) position before the record's batch. */
   readonly position?: unknown
+  /**
+   * The record's index in that batch: for a source counting records, as
+   * `Sources.files` counts lines, the record is at `position + index`.
+   */
   readonly index?: number | undefined
 }
