@@ -35,14 +35,26 @@ export class FailedStage extends Context.Service<FailedStage, {
 export const failedStage = <E>(cause: Cause.Cause<E>): FailedStage["Service"] | undefined =>
   Context.getOrUndefined(Cause.annotations(cause), FailedStage)
 
-/** A user function threw (or a user effect died): names the stage and carries the record. */
+/**
+ * A user function threw (or a user effect died), or a record failed to decode
+ * (`Stage.decode`, the cause a `SchemaError`): names the stage and carries the
+ * record, and where it came from when the stage reads a source directly.
+ */
 export class StageError extends Data.TaggedError("StageError")<{
   readonly stage: string
   readonly record: unknown
   readonly cause: unknown
+  /** The split of the source the record came from (a source of splits). */
+  readonly split?: string | undefined
+  /** The source's (split's) position before the record's batch. */
+  readonly position?: unknown
+  /** The record's index in that batch. */
+  readonly index?: number | undefined
 }> {
   override get message() {
-    return `stage "${this.stage}" failed on record ${preview(this.record)}: ${causeMessage(this.cause)}`
+    const split = this.split === undefined ? "" : `split ${JSON.stringify(this.split)}, `
+    const at = this.index === undefined ? "" : ` (${split}position ${preview(this.position)}, index ${this.index})`
+    return `stage "${this.stage}" failed on record ${preview(this.record)}${at}: ${causeMessage(this.cause)}`
   }
 }
 

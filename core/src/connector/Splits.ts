@@ -112,6 +112,7 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
         const added = states.filter((s) => !s.finished).map((s) => s.split.id)
         const ended: Array<string> = []
         const take = (taken: Array<string>) => taken.length === 0 ? taken : taken.splice(0)
+        let origin: Source.Origin = { position: undefined }
 
         const finish = (s: State<A, S>) =>
           Effect.suspend(() => {
@@ -129,6 +130,7 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
               s.scope = yield* Scope.fork(scope)
               s.reader = yield* Scope.provide(Effect.provideContext(options.open(s.split, s.position, batchSize), context), s.scope)
             }
+            origin = { split: s.split.id, position: s.reader.position() }
             const batch = yield* s.reader.pull
             if (batch === undefined) yield* finish(s)
             return batch
@@ -147,6 +149,7 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
         return {
           splits: { current: () => current, takeAdded: () => take(added), takeEnded: () => take(ended) },
           retries: () => retries,
+          origin: () => origin,
           position: (): Positions => states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const),
           pull: Effect.gen(function*() {
             yield* discover

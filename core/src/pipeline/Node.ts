@@ -1,6 +1,7 @@
 import type { Effect } from "effect"
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import type { WindowDefinition } from "../window/Window.ts"
+import type { DeadLetter } from "./DeadLetter.ts"
 import type { Sink } from "./Sink.ts"
 import type { Source } from "./Source.ts"
 
@@ -19,7 +20,15 @@ interface Base {
 
 export type Node =
   | Base & { readonly kind: "source"; readonly source: Source<any, any> }
-  | Base & { readonly kind: "map" | "filter" | "flatMap" | "peek"; readonly input: Node; readonly fn: Fn }
+  | Base & { readonly kind: "filter" | "flatMap" | "peek"; readonly input: Node; readonly fn: Fn }
+  | Base & {
+    /** A decode's `fn` throws a `SchemaError` for a record that does not decode. */
+    readonly kind: "map" | "decode"
+    readonly input: Node
+    readonly fn: Fn
+    /** Where records `fn` throws on go; a decode without one fails the job, naming split and position. */
+    readonly deadLetters?: Sink<DeadLetter, any> | undefined
+  }
   | Base & {
     readonly kind: "mapEffect"
     readonly input: Node

@@ -10,7 +10,7 @@ export type { Pipeline } from "./StageValue.ts"
 export { isPipeline } from "./StageValue.ts"
 
 /** The first stage of a pipeline: the records of `source`. */
-export const from = <A, R>(source: Source<A, R>): Stage<A, Unkeyed, R> => makeStage({ kind: "source", source })
+export const from = <A, R>(source: Source<A, R>): Stage<A, Unkeyed, never, R> => makeStage({ kind: "source", source })
 
 /** One pipeline with all the sinks of `pipelines` (a job with several outputs). */
 export const make = <const P extends ReadonlyArray<Pipeline<any, any>>>(

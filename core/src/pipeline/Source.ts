@@ -29,17 +29,29 @@ export interface SourceReader<out A> {
    */
   readonly position?: (() => unknown) | undefined
   /**
+   * Where the last batch pulled came from, named in dead letters and decoding
+   * errors. Without it: the reader's `position` before the pull.
+   */
+  readonly origin?: (() => Origin) | undefined
+  /** Times the source retried its server (shown in the job's metrics). */
+  readonly retries?: (() => number) | undefined
+  /**
    * A source of splits (`Splits.make`): the split the batch `pull` returned last
    * came from, and the splits this instance took on and that ended since the
    * previous call. A timestamps stage fused behind the source keeps a watermark per split.
    */
-  /** Times the source retried its server (shown in the job's metrics). */
-  readonly retries?: (() => number) | undefined
   readonly splits?: {
     readonly current: () => string | undefined
     readonly takeAdded: () => ReadonlyArray<string>
     readonly takeEnded: () => ReadonlyArray<string>
   } | undefined
+}
+
+/** Where a batch came from: its split (of a source of splits) and the position before it. */
+export interface Origin {
+  readonly split?: string | undefined
+  /** Reading again from here reads the batch again. */
+  readonly position: unknown
 }
 
 export const SourceTypeId: unique symbol = Symbol.for("tributary/Source")

@@ -4,17 +4,20 @@
  * types do not fit (a record type, a missing key, a sink of another type) is a
  * compile error.
  */
-import { Duration, type Effect, type Scope } from "effect"
+import { Duration, type Effect, type Schema, type Scope } from "effect"
 import { dual } from "effect/Function"
 import type { AggregateOp } from "../aggregate/AggregateOp.ts"
 import { PlanError } from "../errors.ts"
+import { decoder } from "../operator/Rejecting.ts"
 import type { WindowDefinition, WindowResult } from "../window/Window.ts"
+import type { DeadLetter } from "./DeadLetter.ts"
 import type { Node } from "./Node.ts"
 import type { Sink } from "./Sink.ts"
 import { type AnyStage, isStage, makePipeline, makeStage, type Pipeline, type Stage, type Timed, type Unkeyed, type Untimed, type Windowed } from "./StageValue.ts"
 
 export type { Stage, Timed, Unkeyed, Untimed, Windowed } from "./StageValue.ts"
 export type { WindowResult } from "../window/Window.ts"
+export type { DeadLetter } from "./DeadLetter.ts"
 export { isStage } from "./StageValue.ts"
 
 /** A result of a keyed aggregation. */
@@ -40,11 +43,49 @@ const next = <B, K = Unkeyed, E = never, R = never, T = Untimed>(
   window?: AnyStage["window"]
 ): Stage<B, K, E, R, T> => makeStage(node, key, window)
 
-/** Applies `f` to every record. */
+export interface DeadLetterOptions {
+  /**
+   * Where rejected records go, as `DeadLetter`s (counted in the job metrics),
+   * instead of failing the job. A sink several stages share is one sink.
+   */
+  readonly deadLetters?: Sink<DeadLetter, any> | undefined
+}
+
+/**
+ * Applies `f` to every record. With `deadLetters`, a record `f` throws on (a
+ * poison record) goes there and the job goes on.
+ */
 export const map: {
-  <A, B>(f: (a: A) => B): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E, R, T>
-  <A, E, R, T, B>(self: Stage<A, Unkeyed, E, R, T>, f: (a: A) => B): Stage<B, Unkeyed, E, R, T>
-} = dual(2, (self: AnyStage, fn: (a: any) => any) => next({ kind: "map", input: self.node, fn }))
+  <A, B>(f: (a: A) => B, options?: DeadLetterOptions): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E, R, T>
+  <A, E, R, T, B>(self: Stage<A, Unkeyed, E, R, T>, f: (a: A) => B, options?: DeadLetterOptions): Stage<B, Unkeyed, E, R, T>
+} = dual(
+  (args) => isStage(args[0]),
+  (self: AnyStage, fn: (a: any) => any, options?: DeadLetterOptions) =>
+    next({ kind: "map", input: self.node, fn, deadLetters: options?.deadLetters })
+)
+
+/**
+ * Decodes every record with `schema` (synchronously, a batch at a time): the
+ * records downstream have the schema's type. A record that does not decode
+ * goes to `deadLetters`; without one it fails the job with a `StageError`
+ * whose cause is the `SchemaError`. Right after `Pipeline.from`, both name
+ * the record's position in the source (and its split).
+ */
+export const decode: {
+  <S extends Schema.ConstraintDecoder<unknown>>(
+    schema: S,
+    options?: DeadLetterOptions
+  ): <A, E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<S["Type"], Unkeyed, E, R, T>
+  <A, E, R, T, S extends Schema.ConstraintDecoder<unknown>>(
+    self: Stage<A, Unkeyed, E, R, T>,
+    schema: S,
+    options?: DeadLetterOptions
+  ): Stage<S["Type"], Unkeyed, E, R, T>
+} = dual(
+  (args) => isStage(args[0]),
+  (self: AnyStage, schema: Schema.ConstraintDecoder<unknown>, options?: DeadLetterOptions) =>
+    next({ kind: "decode", input: self.node, fn: decoder(schema), deadLetters: options?.deadLetters })
+)
 
 /** Keeps the records `predicate` accepts. */
 export const filter: {

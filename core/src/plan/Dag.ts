@@ -28,6 +28,13 @@ export type StepFactory = (ctx: { readonly instance: number; readonly instances:
   any
 >
 
+/** Instances `offset + instance` of `instances` of a sink that several vertices feed. */
+export interface SideSink {
+  readonly sink: Sink<any, any>
+  readonly offset: number
+  readonly instances: number
+}
+
 /**
  * A vertex: what one kind of tasklet does. A tasklet pulls batches from its
  * source or its input edges, runs them through its chain of steps (fused
@@ -43,11 +50,10 @@ export interface Vertex {
   /** The unique stage name of the source, under which its positions are saved. */
   readonly sourceKey: string | undefined
   sink: Sink<any, any> | undefined
-  /**
-   * Where records that arrive behind the watermark go (otherwise only counted): instances
-   * `offset + instance` of `instances` of the sink, which other vertices may feed too.
-   */
-  lateSink: { readonly sink: Sink<any, any>; readonly offset: number; readonly instances: number } | undefined
+  /** Where records that arrive behind the watermark go (otherwise only counted). */
+  lateSink: SideSink | undefined
+  /** Where records its stages reject go (`Stage.decode`, `Stage.map` with `deadLetters`), shared likewise. */
+  deadLetterSink: SideSink | undefined
   /** A source vertex that assigns timestamps reports itself idle after this long without data. */
   idleTimeout: number | undefined
 }

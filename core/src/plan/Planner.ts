@@ -15,6 +15,7 @@ import { HashJoin, MAIN, SIDE } from "../operator/HashJoin.ts"
 import { Expiry } from "../operator/Expiry.ts"
 import { mapEffect } from "../operator/MapEffect.ts"
 import { async, type Operator, sync } from "../operator/Operator.ts"
+import { Rejecting } from "../operator/Rejecting.ts"
 import { Sort } from "../operator/Sort.ts"
 import { Distinct, MapStateful } from "../operator/Stateful.ts"
 import { WithTimestamps } from "../operator/Timestamps.ts"
@@ -24,7 +25,7 @@ import { SessionWindowAggregate } from "../window/SessionWindow.ts"
 import { inputsOf, type Node } from "../pipeline/Node.ts"
 import type { Sink } from "../pipeline/Sink.ts"
 import { isPipeline, isStage, type Pipeline } from "../pipeline/StageValue.ts"
-import type { Dag, Edge, Routing, StepFactory, Vertex } from "./Dag.ts"
+import type { Dag, Edge, Routing, SideSink, StepFactory, Vertex } from "./Dag.ts"
 
 export interface PlanOptions {
   /** Instances of each parallel vertex. */
@@ -43,6 +44,8 @@ interface Builder extends Vertex {
   sinkKey: string | undefined
   /** Its sink of late events, one instance of the sink shared by every vertex feeding it. */
   late: Sink<any, any> | undefined
+  /** Its dead-letter sink, likewise. */
+  dead: Sink<any, any> | undefined
 }
 
 const unwrap = (): Operator<{ readonly v: unknown }, unknown> => ({
@@ -164,6 +167,8 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
       sinkKey: undefined,
       lateSink: undefined,
       late: undefined,
+      deadLetterSink: undefined,
+      dead: undefined,
       idleTimeout: undefined,
       pending: [],
       pendingTimed: false
@@ -226,6 +231,7 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
       case "timestamps":
         return true
       case "map":
+      case "decode":
       case "filter":
       case "flatMap":
       case "peek":
@@ -307,6 +313,25 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
         const instances = options.spread && node.source.rescalable ? parallelism : sourceParallelism
         return newVertex(node, Math.min(instances, node.source.maxParallelism ?? instances))
       case "map":
+      case "decode": {
+        const { fn, deadLetters } = node
+        if (node.kind === "map" && deadLetters === undefined) {
+          const v = fuseTarget(node.input)
+          addTransform(v, timed(node.input), { kind: "map", name, fn })
+          return v
+        }
+        // A vertex has one dead-letter sink: a stage with another one starts the next vertex.
+        let v = fuseTarget(node.input)
+        if (deadLetters !== undefined && v.dead !== undefined && v.dead !== deadLetters) {
+          const w = newVertex(node, v.parallelism)
+          connect(v, w, { _tag: "OneToOne" })
+          v = w
+        }
+        v.dead ??= deadLetters
+        const isTimedInput = timed(node.input)
+        addOp(v, name, () => new Rejecting(name, fn, isTimedInput, deadLetters !== undefined))
+        return v
+      }
       case "filter":
       case "flatMap":
       case "peek": {
@@ -462,7 +487,14 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
   pipeline.sinks.forEach(lower)
   // Vertex names key tasklets in snapshots and commits: made of unique stage names, and unique.
   const vertexNames = new Set<string>()
-  const lateInstances = new Map<Sink<any, any>, number>()
+  // A side sink (of late events, of dead letters) fed by several vertices is one sink: each vertex gets a range of its instances.
+  const sideInstances = new Map<Sink<any, any>, number>()
+  const side = (sink: Sink<any, any>, v: Builder) => {
+    const offset = sideInstances.get(sink) ?? 0
+    sideInstances.set(sink, offset + v.parallelism)
+    return { sink, offset, instances: 0 }
+  }
+  const withInstances = (s: SideSink | undefined) => s && { ...s, instances: sideInstances.get(s.sink)! }
   for (const v of vertices) {
     flush(v)
     const parts = [v.sourceKey, ...v.steps.map((s) => s.name), v.sinkKey].filter((p) => p !== undefined)
@@ -470,13 +502,12 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
     if (vertexNames.has(name)) name = `${name}-v${v.id}`
     vertexNames.add(name)
     ;(v as { name: string }).name = name
-    // A late-events sink fed by several vertices is one sink: each vertex gets a range of its instances.
-    if (v.late) {
-      const offset = lateInstances.get(v.late) ?? 0
-      lateInstances.set(v.late, offset + v.parallelism)
-      v.lateSink = { sink: v.late, offset, instances: 0 }
-    }
+    if (v.late) v.lateSink = side(v.late, v)
+    if (v.dead) v.deadLetterSink = side(v.dead, v)
   }
-  for (const v of vertices) if (v.lateSink) v.lateSink = { ...v.lateSink, instances: lateInstances.get(v.lateSink.sink)! }
+  for (const v of vertices) {
+    v.lateSink = withInstances(v.lateSink)
+    v.deadLetterSink = withInstances(v.deadLetterSink)
+  }
   return { vertices, edges, partitionCount: options.partitionCount }
 }

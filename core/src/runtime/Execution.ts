@@ -162,7 +162,10 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         )
       const sinks = Effect.all({
         sink: vertex.sink ? openSink(vertex.sink, instance, vertex.parallelism) : Effect.undefined,
-        lateSink: vertex.lateSink ? openSink(vertex.lateSink.sink, vertex.lateSink.offset + instance, vertex.lateSink.instances) : Effect.undefined
+        lateSink: vertex.lateSink ? openSink(vertex.lateSink.sink, vertex.lateSink.offset + instance, vertex.lateSink.instances) : Effect.undefined,
+        deadLetterSink: vertex.deadLetterSink
+          ? openSink(vertex.deadLetterSink.sink, vertex.deadLetterSink.offset + instance, vertex.deadLetterSink.instances)
+          : Effect.undefined
       })
       if (ended) {
         // It had ended before the restored snapshot, which covers all it sent: run again, it would
@@ -239,6 +242,7 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         batchesOut: c.batchesOut,
         lateEvents: c.lateEvents,
         retries: c.retries,
+        deadLetters: c.deadLetters,
         watermark: c.watermark,
         queues: inputs[v.id]![i]!.map((input) => ({
           size: input.channel.size,

@@ -10,6 +10,8 @@ export interface InstanceMetrics {
   readonly lateEvents: number
   /** Times a connector of this instance retried its server. */
   readonly retries: number
+  /** Records a stage rejected (failed to decode, or its function threw) and sent to its dead-letter sink. */
+  readonly deadLetters: number
   /** The watermark this instance last passed downstream (-Infinity before the first). */
   readonly watermark: number
   /** Fill of each input queue: items now, the most ever held, and the bound. */
@@ -30,5 +32,6 @@ export class Counters {
   batchesOut = 0
   lateEvents = 0
   retries = 0
+  deadLetters = 0
   watermark = -Infinity
 }

@@ -1,12 +1,14 @@
 import { Effect } from "effect"
 import { ConnectorError, SinkError, SourceError, StageError } from "../errors.ts"
 import type { KeyedColumns, Operator, Step } from "../operator/Operator.ts"
+import { deadLetter, Rejecting, rejectedError } from "../operator/Rejecting.ts"
 import { FINAL_SNAPSHOT, type Snapshots } from "../snapshot/Coordinator.ts"
 import { packState, type StepState } from "../snapshot/Snapshot.ts"
 import type { Edge } from "../plan/Dag.ts"
 import { partitionOf } from "../plan/partition.ts"
 import type { SinkWriter } from "../pipeline/Sink.ts"
-import type { SourceReader } from "../pipeline/Source.ts"
+import type { DeadLetter } from "../pipeline/DeadLetter.ts"
+import type { Origin, SourceReader } from "../pipeline/Source.ts"
 import type { Channel, Outlet, Signal } from "./Channel.ts"
 import { Barrier, type Control, DONE, IDLE, type Item, Watermark } from "./Control.ts"
 import type { Counters } from "./Metrics.ts"
@@ -38,6 +40,7 @@ export interface TaskletSpec {
   readonly source: { readonly name: string; readonly reader: SourceReader<unknown> } | undefined
   readonly sink: { readonly name: string; readonly writer: SinkWriter<unknown> } | undefined
   readonly lateSink: { readonly name: string; readonly writer: SinkWriter<unknown> } | undefined
+  readonly deadLetterSink: { readonly name: string; readonly writer: SinkWriter<unknown> } | undefined
   readonly idleTimeout: number | undefined
   readonly steps: ReadonlyArray<Step>
   readonly stepNames: ReadonlyArray<string>
@@ -74,6 +77,10 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
   // A step that assigns timestamps makes the watermarks of this vertex; upstream ones stop here.
   const generator = syncOps.find((s) => s.op.watermark !== undefined)
   const lateOps = syncOps.filter((s) => s.op.late !== undefined).map((s) => s.op)
+  const rejecting = syncOps.flatMap(({ op, index }) => (op instanceof Rejecting ? [{ op, index }] : []))
+  // A first step that rejects records of the source's batches names where they came from.
+  const origins = spec.source !== undefined && rejecting[0]?.index === 0
+  let origin: Origin | undefined
   const ticking = syncOps.filter((s) => s.op.onTick !== undefined && s.op.tickInterval !== undefined)
   const tickInterval = ticking.length === 0 ? undefined : Math.min(...ticking.map((s) => s.op.tickInterval!))
   let roundRobin = spec.instance
@@ -200,7 +207,25 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     return late && spec.lateSink ? write(spec.lateSink, late) : Effect.void
   })
 
-  const emit = (batch: ReadonlyArray<unknown>): Effect.Effect<void, unknown, any> => {
+  /** Records the steps rejected: to the dead-letter sink, counted; or, for a step without one, the job's failure. */
+  const drainRejected = Effect.suspend(() => {
+    let letters: Array<DeadLetter> | undefined
+    for (const { op, index } of rejecting) {
+      if (op.rejected.length === 0) continue
+      const at = index === 0 ? origin : undefined
+      if (!op.deadLetters) return Effect.fail(rejectedError(op.rejected[0]!, at))
+      counters.deadLetters += op.rejected.length
+      letters ??= []
+      for (const r of op.rejected) letters.push(deadLetter(r, at))
+      op.rejected.length = 0
+    }
+    return letters ? write(spec.deadLetterSink!, letters) : Effect.void
+  })
+
+  const emit = (batch: ReadonlyArray<unknown>): Effect.Effect<void, unknown, any> =>
+    rejecting.length === 0 ? emitOutput(batch) : Effect.andThen(drainRejected, emitOutput(batch))
+
+  const emitOutput = (batch: ReadonlyArray<unknown>): Effect.Effect<void, unknown, any> => {
     if (batch.length === 0) return lateOps.length === 0 ? Effect.void : drainLate
     counters.recordsOut += batch.length
     counters.batchesOut++
@@ -254,7 +279,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
       } catch (cause) {
         return Effect.fail(toStageError(cause))
       }
-      if (out.length === 0 && lateOps.length === 0 && !generator) return Effect.void
+      if (out.length === 0 && lateOps.length === 0 && rejecting.length === 0 && !generator) return Effect.void
     }
     const run = allSync ? emit(out) : Effect.flatMap(runSteps(0, ordinal, batch), emit)
     return generator ? Effect.andThen(run, afterBatch) : run
@@ -268,7 +293,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
   /** Flushes each sync step in order; what a step flushes still flows through the steps after it. */
   const complete = Effect.gen(function*() {
     for (const { op, index } of syncOps) if (op.complete) yield* flushStep(index, (o, out) => o.complete!(out))
-    for (const sink of [spec.sink, spec.lateSink]) {
+    for (const sink of [spec.sink, spec.lateSink, spec.deadLetterSink]) {
       if (!sink) continue
       const { writer, name } = sink
       const failed = (cause: unknown) => new SinkError({ sink: name, cause })
@@ -307,7 +332,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
           }))
         states.push({ stage: spec.stateKeys[index]!, instance: spec.instance, chunks: packState({ keyed, local }) })
       }
-      for (const sink of [spec.sink, spec.lateSink]) {
+      for (const sink of [spec.sink, spec.lateSink, spec.deadLetterSink]) {
         if (sink?.writer.prepare) {
           yield* Effect.mapError(sink.writer.prepare(id), (cause) => new SinkError({ sink: sink.name, cause }))
         }
@@ -334,9 +359,11 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
           // After a terminal snapshot nothing more is read: the job stops with nothing to replay.
           if (barrier === coordinator.terminal) return yield* Effect.never
         }
+        const before = origins && !reader.origin ? reader.position?.() : undefined
         const batch = yield* pull
         if (reader.retries) counters.retries = reader.retries()
         if (batch === undefined) break
+        if (origins) origin = reader.origin ? reader.origin() : reader.position && { position: before }
         if (batch.length > 0) {
           lastData = Date.now()
           idle = false
