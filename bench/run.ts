@@ -10,11 +10,12 @@ import { link } from "./link.ts"
 import { nexmark } from "./nexmark/bench.ts"
 import { recovery } from "./recovery.ts"
 import { snapshots } from "./snapshots.ts"
+import { splits } from "./splits.ts"
 import { stateless } from "./stateless.ts"
 import { windowed } from "./windowed.ts"
 import { wordcount } from "./wordcount.ts"
 
-const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots, nexmark, link, cluster, recovery]
+const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots, splits, nexmark, link, cluster, recovery]
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")

@@ -236,10 +236,39 @@ export const start = (
     })
 
     /** The execution cannot go on (because of `member`, or of the coordinator): start another from the last snapshot, or fail the job. */
+    /**
+     * The member to blame for `member`'s failure: a member that failed because its link to
+     * another closed usually saw that other one die; its exit, if it comes within a second, is
+     * the cause a user needs named. Other events wait for later.
+     */
+    const rootCause = (member: Member, reason: string) =>
+      Effect.gen(function*() {
+        if (!/LinkClosedError/.test(reason)) return { member, reason }
+        const deferred: Array<Event> = []
+        const exited = yield* Effect.timeoutOption(
+          Effect.gen(function*() {
+            while (true) {
+              const event = yield* nextEvent
+              if (event._tag === "Exited" && event.member !== member) return event
+              deferred.push(event)
+            }
+          }),
+          "1 second"
+        )
+        backlog.unshift(...deferred)
+        if (exited._tag === "None") return { member, reason }
+        exited.value.member.state = "dead"
+        return { member: exited.value.member, reason: exited.value.reason }
+      })
+
     const restart = (member: Member | undefined, reason: string) =>
       Effect.gen(function*() {
         const counted = guarantee && members.some(usable) ? RestartPolicy.onFailure(failures, restartPolicy, yield* Clock.currentTimeMillis) : undefined
-        if (!counted) return yield* (member ? new MemberError({ member: member.index, reason }) : new CoordinatorError({ reason }))
+        if (!counted) {
+          if (!member) return yield* new CoordinatorError({ reason })
+          const blamed = yield* rootCause(member, reason)
+          return yield* new MemberError({ member: blamed.member.index, reason: blamed.reason })
+        }
         failures = counted
         restarts++
         yield* Effect.logWarning(`${member ? `member ${member.index}` : "coordinator"}: ${reason}; restarting from the last snapshot`)

@@ -1,6 +1,7 @@
 import { event } from "../pipeline/Event.ts"
 import { eachRecord } from "./failure.ts"
 import type { Operator, RestoredState, StateWriter } from "./Operator.ts"
+import { type SplitTime, SplitTimes } from "./SplitTimes.ts"
 
 /**
  * `withTimestamps`: wraps each record with its event time and derives the
@@ -25,10 +26,9 @@ export class WithTimestamps implements Operator<unknown, unknown> {
   private readonly time: (a: any) => number
   private readonly allowedLag: number
   private readonly granularity: number
-  private readonly idleTimeout: number
-  /** Per split: its highest time and when it last had data. */
-  private readonly splits = new Map<string, { top: number; seen: number }>()
-  private split: { top: number; seen: number } | undefined
+  /** Behind a source of splits: each one's highest time, and the split of the batch at hand. */
+  private readonly splits: SplitTimes
+  private split: SplitTime | undefined
   /** The watermark last reported: it never goes back when a split joins behind it. */
   private reported = -Infinity
 
@@ -37,19 +37,16 @@ export class WithTimestamps implements Operator<unknown, unknown> {
     this.time = time
     this.allowedLag = allowedLag
     this.granularity = granularity
-    this.idleTimeout = idleTimeout
+    this.splits = new SplitTimes(idleTimeout)
   }
 
   fromSplit(split: string, added: ReadonlyArray<string>, ended: ReadonlyArray<string>): void {
     const now = Date.now()
     // A split holds the watermark back from when it is taken on, until it is idle or ends.
-    for (const id of added) if (!this.splits.has(id)) this.splits.set(id, { top: -Infinity, seen: now })
-    for (const id of ended) this.splits.delete(id)
-    let state = this.splits.get(split)
-    if (!state) this.splits.set(split, (state = { top: -Infinity, seen: now }))
-    state.seen = now
-    this.split = state
-    this.top = state.top
+    for (const id of added) this.splits.add(id, now)
+    for (const id of ended) this.splits.remove(id)
+    this.split = this.splits.enter(split, now)
+    this.top = this.split.top
   }
 
   process(_ordinal: number, batch: ReadonlyArray<unknown>, out: Array<unknown>): void {
@@ -65,17 +62,12 @@ export class WithTimestamps implements Operator<unknown, unknown> {
       }
     })
     this.top = top
-    if (this.split) this.split.top = top
+    if (this.split) this.splits.raise(this.split, top)
   }
 
   watermark(): number {
-    let top = this.top
-    if (this.split) {
-      const now = Date.now()
-      top = Infinity
-      for (const s of this.splits.values()) if (now - s.seen < this.idleTimeout && s.top < top) top = s.top
-      if (top === Infinity) return this.reported
-    }
+    const top = this.split ? this.splits.min(Date.now()) : this.top
+    if (top === undefined) return this.reported
     const exact = top - this.allowedLag
     this.reported = Math.max(this.reported, this.granularity > 0 ? Math.floor(exact / this.granularity) * this.granularity : exact)
     return this.reported
