@@ -134,3 +134,39 @@ export const make = <A, Tx, R = never>(def: {
         return writer
       })
   })
+
+/**
+ * A sink for a system that upserts by key, exactly-once without transactions:
+ * each batch is upserted at once, only the last record of each key in it.
+ * It holds when the upsert of a key replaces its row and the records replayed
+ * after a restore upsert the same keys with the same values in the same order
+ * as before the failure: all the records of a key reach one instance, from an
+ * exactly-once, deterministic pipeline. The table then ends as a run without
+ * failure leaves it, though a reader may see a key go back to an earlier value
+ * while its records replay.
+ */
+export const idempotent = <A, K, R = never>(def: {
+  readonly name: string
+  readonly key: (a: A) => K
+  readonly maxParallelism?: number | undefined
+  readonly open: (ctx: Sink.SinkContext) => Effect.Effect<{
+    readonly upsert: (rows: ReadonlyArray<A>) => Effect.Effect<void, unknown>
+  }, unknown, R>
+}) =>
+  Sink.make<A, R>({
+    name: def.name,
+    maxParallelism: def.maxParallelism,
+    open: (ctx) =>
+      Effect.map(def.open(ctx), ({ upsert }) => ({
+        write: (batch) => {
+          const last = new Map<K, A>()
+          for (const a of batch) {
+            const key = def.key(a)
+            // Re-inserted, so the rows keep the order of their last records.
+            last.delete(key)
+            last.set(key, a)
+          }
+          return last.size === 0 ? Effect.void : upsert([...last.values()])
+        }
+      }))
+  })
