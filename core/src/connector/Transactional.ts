@@ -73,11 +73,13 @@ export const owns = (instance: number, instances: number) => (n: number): boolea
 export const make = <A, Tx, R = never>(def: {
   readonly name: string
   readonly maxParallelism?: number | undefined
+  readonly inProcess?: boolean | undefined
   readonly open: (ctx: Sink.SinkContext) => Effect.Effect<Connection<A, Tx>, unknown, R>
 }) =>
   Sink.make<A, R>({
     name: def.name,
     maxParallelism: def.maxParallelism,
+    inProcess: def.inProcess,
     open: (ctx) =>
       Effect.gen(function*() {
         const { instance, instances, restoredSnapshot } = ctx
