@@ -102,7 +102,7 @@ export const make = <A, Tx, R = never>(def: {
         const mine = owns(instance, instances)
         const upTo = restoredSnapshot ?? 0
         const recovered = (yield* connection.recover).filter((id) => mine(id.instance))
-        for (const id of [...recovered].sort((a, b) => a.snapshot - b.snapshot)) {
+        for (const id of recovered.sort((a, b) => a.snapshot - b.snapshot)) {
           yield* id.snapshot <= upTo ? connection.commit(id) : connection.abort(id)
         }
         if (connection.withdraw) yield* connection.withdraw(upTo, mine)
