@@ -215,6 +215,7 @@ export const start = (
           send(m, {
             _tag: "Deploy",
             execution,
+            job: name,
             module: options.module,
             export: options.export,
             member,

@@ -10,6 +10,8 @@ export type ToMember =
   | {
     readonly _tag: "Deploy"
     readonly execution: number
+    /** The job's name, for the transaction ids of its sinks. */
+    readonly job: string
     /** The module exporting the pipeline (functions do not travel; the module does), and its export. */
     readonly module: string
     readonly export: string

@@ -62,7 +62,7 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
             restored: d.restored,
             started: (tasklets) => tell({ _tag: "Deployed", execution, tasklets })
           })
-          yield* Tributary.run(pipeline, { parallelism: d.parallelism, sourceParallelism: d.sourceParallelism, placement })
+          yield* Tributary.run(pipeline, { name: d.job, parallelism: d.parallelism, sourceParallelism: d.sourceParallelism, placement })
         }))
         const fiber = yield* Effect.forkChild(run.pipe(
           Effect.matchCause({

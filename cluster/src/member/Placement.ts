@@ -109,6 +109,7 @@ export const make = (options: PlacementOptions): Effect.Effect<Placement, never,
         }),
       snapshots: options.snapshots,
       restored: options.restored,
+      execution,
       started: options.started
     }
   })

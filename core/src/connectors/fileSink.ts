@@ -1,6 +1,7 @@
 import { Effect, Exit, FileSystem, Scope } from "effect"
 import { FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
-import * as Sink from "../pipeline/Sink.ts"
+import * as Transactional from "../connector/Transactional.ts"
+import type * as Sink from "../pipeline/Sink.ts"
 
 export interface DirectorySinkOptions<A> {
   readonly name?: string | undefined
@@ -27,75 +28,60 @@ export const files = <A>(
   options?: DirectorySinkOptions<A>
 ): Sink.Sink<A, FileSystem.FileSystem> => {
   const format = options?.format ?? ((a: A) => (typeof a === "string" ? a : JSON.stringify(a)))
-  return Sink.make({
-    name: options?.name ?? "directory",
-    open: ({ instance, instances, restoredSnapshot }) =>
+  const encoder = new TextEncoder()
+  const name = options?.name ?? "directory"
+  return Transactional.make({
+    name,
+    open: ({ instance, job = "" }) =>
       Effect.gen(function*() {
         const fs = yield* FileSystem.FileSystem
         const dir = directory.endsWith("/") ? directory : `${directory}/`
         const partOf = (n: number) => `part-${pad(n, 5)}`
-        const part = partOf(instance)
-        const tempPath = `${dir}.${part}.tmp`
-        const pendingPath = (n: number, id: number) => `${dir}.${partOf(n)}.${pad(id, 16)}.pending`
+        const tempPath = `${dir}.${partOf(instance)}.tmp`
+        const pendingPath = (id: Transactional.TransactionId) => `${dir}.${partOf(id.instance)}.${pad(id.snapshot, 16)}.pending`
         const finalPath = (n: number, id: number) => (id === FINAL_SNAPSHOT ? `${dir}${partOf(n)}` : `${dir}${partOf(n)}-${pad(id, 12)}`)
         yield* fs.makeDirectory(directory, { recursive: true })
-
-        /**
-         * The files of `kind` this instance answers for, oldest first: its own, and those of
-         * instances that no longer exist after a rescale (n mod instances = instance).
-         */
-        const owned = (kind: "pending" | "committed") =>
+        /** The files of the directory matching `pattern` (instance, then snapshot id, if any). */
+        const parts = (pattern: RegExp) =>
           Effect.map(fs.readDirectory(directory), (names) =>
             names.flatMap((name) => {
-              const m = kind === "pending" ? /^\.part-(\d{5})\.(\d{16})\.pending$/.exec(name) : /^part-(\d{5})(?:-(\d{12}))?$/.exec(name)
-              const n = Number(m?.[1])
-              const id = m?.[2] === undefined ? FINAL_SNAPSHOT : Number(m[2])
-              return m && (n === instance || (n >= instances && n % instances === instance)) ? [{ n, id }] : []
-            }).sort((a, b) => a.id - b.id))
-        const commit = (upTo: number) =>
-          Effect.flatMap(owned("pending"), (txs) =>
-            Effect.forEach(txs.filter((t) => t.id <= upTo), (t) => fs.rename(pendingPath(t.n, t.id), finalPath(t.n, t.id)), { discard: true }))
+              const m = pattern.exec(name)
+              return m ? [{ instance: Number(m[1]), snapshot: m[2] === undefined ? FINAL_SNAPSHOT : Number(m[2]) }] : []
+            }))
 
-        // After a restart: transactions the restored snapshot covers are committed, later ones
-        // discarded — their records are replayed. So are parts committed after it (when a newer
-        // snapshot was found damaged, or on a fresh start, where every part is of an older run):
-        // each record ends up in the directory once.
-        if (restoredSnapshot !== undefined) yield* commit(restoredSnapshot)
-        for (const t of yield* owned("pending")) yield* fs.remove(pendingPath(t.n, t.id))
-        for (const t of yield* owned("committed")) if (t.id > (restoredSnapshot ?? 0)) yield* fs.remove(finalPath(t.n, t.id))
-
-        let written = 0
+        // The open transaction is the temp file; one left by a failure or a cancel is removed once closed.
         let file: { readonly handle: FileSystem.File; readonly scope: Scope.Closeable } | undefined
-        const open = Effect.gen(function*() {
-          const scope = yield* Scope.make()
-          const handle = yield* Scope.provide(fs.open(tempPath, { flag: "w" }), scope)
-          file = { handle, scope }
-          written = 0
-        })
         const close = Effect.suspend(() => {
           const f = file
           file = undefined
           return f ? Effect.andThen(f.handle.sync, Scope.close(f.scope, Exit.void)) : Effect.void
         })
-        // A temp file left by a failure or a cancel is removed once its handle is closed.
         yield* Effect.addFinalizer(() => Effect.andThen(Effect.ignore(close), Effect.ignore(fs.remove(tempPath, { force: true }))))
-        yield* open
-        const encoder = new TextEncoder()
-        return {
-          write: (batch) =>
-            batch.length === 0 ? Effect.void : Effect.flatMap(
-              Effect.try({ try: () => encoder.encode(batch.map(format).join("\n") + "\n"), catch: (e) => e }),
-              (bytes) => Effect.andThen(file!.handle.writeAll(bytes), Effect.sync(() => void (written += batch.length)))
-            ),
-          prepare: (id) =>
-            Effect.gen(function*() {
-              if (written === 0 && id !== FINAL_SNAPSHOT) return
-              yield* close
-              yield* fs.rename(tempPath, pendingPath(instance, id))
-              if (id !== FINAL_SNAPSHOT) yield* open
-            }),
-          commit: (id) => commit(id)
+        const connection: Transactional.Connection<A, FileSystem.File> = {
+          begin: Effect.gen(function*() {
+            const scope = yield* Scope.make()
+            const handle = yield* Scope.provide(fs.open(tempPath, { flag: "w" }), scope)
+            file = { handle, scope }
+            return handle
+          }),
+          write: (handle, batch) =>
+            Effect.flatMap(Effect.try({ try: () => encoder.encode(batch.map(format).join("\n") + "\n"), catch: (e) => e }), (bytes) => handle.writeAll(bytes)),
+          prepare: (_, id) => Effect.andThen(close, fs.rename(tempPath, pendingPath(id))),
+          // Committing is renaming: once renamed, the pending file is gone and a second commit does nothing.
+          commit: (id) => fs.rename(pendingPath(id), finalPath(id.instance, id.snapshot)).pipe(Effect.catchReason("PlatformError", "NotFound", () => Effect.void)),
+          abort: (id) => fs.remove(pendingPath(id), { force: true }),
+          // The files carry no job name: the sink owns the directory's parts, whichever job wrote them.
+          // Nor is it fenced: it keeps no file of its own to hold the newest execution.
+          recover: Effect.map(parts(/^\.part-(\d{5})\.(\d{16})\.pending$/), (ids) => ids.map((id) => ({ ...id, job, sink: name }))),
+          // Parts committed after the restored snapshot (a newer one was found damaged, or on a fresh
+          // start, where every part is of an older run) are replayed: each record ends up here once.
+          withdraw: (after, owns) =>
+            Effect.flatMap(parts(/^part-(\d{5})(?:-(\d{12}))?$/), (committed) =>
+              Effect.forEach(committed.filter((p) => owns(p.instance) && p.snapshot > after), (p) => fs.remove(finalPath(p.instance, p.snapshot)), {
+                discard: true
+              }))
         }
+        return connection
       })
   })
 }

@@ -1,4 +1,5 @@
 import { Effect } from "effect"
+import * as Transactional from "../connector/Transactional.ts"
 import * as Sink from "../pipeline/Sink.ts"
 import * as Source from "../pipeline/Source.ts"
 
@@ -69,48 +70,31 @@ export interface CollectOptions {
 /** Collects every record into an array (tests, small results). */
 export const collect = <A>(options?: CollectOptions): CollectSink<A> => {
   const items: Array<A> = []
-  // Per instance: records since the last barrier, and prepared transactions by snapshot id.
-  const instances = new Map<number, { pending: Array<A>; prepared: Map<number, Array<A>> }>()
-  const commit = (prepared: Map<number, Array<A>>, upTo: number) => {
-    for (const id of [...prepared.keys()].sort((a, b) => a - b)) {
-      if (id > upTo) break
-      for (const r of prepared.get(id)!) items.push(r)
-      prepared.delete(id)
-    }
+  const name = options?.name ?? "collect"
+  const append = (records: ReadonlyArray<A>) => {
+    for (let i = 0; i < records.length; i++) items.push(records[i]!)
   }
-  return Object.assign(
-    Sink.make<A>({
-      name: options?.name ?? "collect",
+  // Transactions prepared and not yet committed, by the string form of their ids.
+  const prepared = new Map<string, { readonly id: Transactional.TransactionId; readonly records: Array<A> }>()
+  const sink: Sink.Sink<A> = options?.transactional
+    ? Transactional.make<A, Array<A>>({
+      name,
       inProcess: true,
-      open: ({ instance, restoredSnapshot }) =>
-        Effect.sync((): Sink.SinkWriter<A> => {
-          if (!options?.transactional) {
-            return {
-              write: (batch) =>
-                Effect.sync(() => {
-                  for (let i = 0; i < batch.length; i++) items.push(batch[i]!)
-                })
-            }
-          }
-          let tx = instances.get(instance)
-          if (!tx) instances.set(instance, (tx = { pending: [], prepared: new Map() }))
-          const { prepared } = tx
-          // After a restart: what the restored snapshot covers is committed, the rest replays.
-          if (restoredSnapshot !== undefined) commit(prepared, restoredSnapshot)
-          prepared.clear()
-          tx.pending = []
-          const state = tx
-          return {
-            write: (batch) => Effect.sync(() => void state.pending.push(...batch)),
-            prepare: (id) =>
-              Effect.sync(() => {
-                prepared.set(id, state.pending)
-                state.pending = []
-              }),
-            commit: (id) => Effect.sync(() => commit(prepared, id))
-          }
+      open: ({ job }) =>
+        Effect.succeed({
+          begin: Effect.sync(() => []),
+          write: (tx, batch) => Effect.sync(() => void tx.push(...batch)),
+          prepare: (records, id) => Effect.sync(() => void prepared.set(Transactional.format(id), { id, records })),
+          commit: (id) =>
+            Effect.sync(() => {
+              const tx = prepared.get(Transactional.format(id))
+              prepared.delete(Transactional.format(id))
+              if (tx) append(tx.records)
+            }),
+          abort: (id) => Effect.sync(() => void prepared.delete(Transactional.format(id))),
+          recover: Effect.sync(() => [...prepared.values()].flatMap((tx) => (tx.id.job === (job ?? "") ? [tx.id] : [])))
         })
-    }),
-    { items: items as ReadonlyArray<A> }
-  )
+    })
+    : Sink.make<A>({ name, inProcess: true, open: () => Effect.succeed({ write: (batch) => Effect.sync(() => append(batch)) }) })
+  return Object.assign(sink, { items: items as ReadonlyArray<A> })
 }

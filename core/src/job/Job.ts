@@ -194,6 +194,10 @@ export const submit = <E, R>(
     let restarts = 0
     let failures: RestartPolicy.Failures = []
     let current = deploy(dag, { ...executionOptions, coordinator: undefined, restored: undefined })
+    // Execution numbers grow across restarts and also across processes resuming the job (the clock's
+    // milliseconds), so a transactional sink fences off an older execution but never a newer one.
+    let execution = 0
+    const nextExecution = () => (execution = Math.max(execution + 1, Date.now()))
     let coordinator: Coordinator | undefined
     // The newest snapshot whose output this job committed: a restart never goes back before it to nothing.
     let committed = initial?.id ?? 0
@@ -205,12 +209,12 @@ export const submit = <E, R>(
         const remote = options.placement?.snapshots
         if (remote) {
           // A member of a cluster: the job's coordinator runs elsewhere and decides restarts.
-          current = deploy(dag, { ...executionOptions, coordinator: remote, restored: options.placement!.restored })
+          current = deploy(dag, { ...executionOptions, job: name, coordinator: remote, restored: options.placement!.restored })
           return Effect.scoped(current.run)
         }
         const c = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0, retain)
         coordinator = c
-        current = deploy(dag, { ...executionOptions, coordinator, restored })
+        current = deploy(dag, { ...executionOptions, job: name, execution: nextExecution(), coordinator, restored })
         return Effect.catchCause(Effect.scoped(current.run), (cause) =>
           Effect.gen(function*() {
             if (!c || Cause.hasInterruptsOnly(cause)) return yield* Effect.failCause(cause)

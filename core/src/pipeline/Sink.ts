@@ -9,6 +9,13 @@ export interface SinkContext {
    * commits its transactions up to it that are still pending and discards later ones.
    */
   readonly restoredSnapshot?: number | undefined
+  /** The job's name: with the sink's name, instance and snapshot, it names a transaction. */
+  readonly job?: string | undefined
+  /**
+   * The execution's number, growing with each deployment of the job (restarts, rescales,
+   * resumes): a transactional sink fences off the instances of older ones.
+   */
+  readonly execution?: number | undefined
 }
 
 /** A running sink instance. `write` is called once per batch, never concurrently. */

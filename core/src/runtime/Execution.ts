@@ -23,6 +23,9 @@ export interface ExecutionOptions {
   readonly snapshotInterval: number
   /** Set when the job is spread over several members: which instances run here. */
   readonly placement?: Placement | undefined
+  /** The job's name and the execution's number, for the ids and fencing of transactional sinks. */
+  readonly job?: string | undefined
+  readonly execution?: number | undefined
 }
 
 /**
@@ -43,6 +46,8 @@ export interface Placement {
   readonly snapshots?: Snapshots | undefined
   /** The snapshot the whole job restarts from. */
   readonly restored?: Snapshot | undefined
+  /** The execution's number, the same on every member. */
+  readonly execution?: number | undefined
 }
 
 /**
@@ -149,7 +154,13 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         Effect.map(
           Effect.mapError(
             // A sink that had ended commits its final transaction too: nothing of it will replay.
-            sink.open({ instance: at, instances, restoredSnapshot: ended ? FINAL_SNAPSHOT : restored?.id }),
+            sink.open({
+              instance: at,
+              instances,
+              restoredSnapshot: ended ? FINAL_SNAPSHOT : restored?.id,
+              job: options.job,
+              execution: placement?.execution ?? options.execution
+            }),
             (cause) => new SinkError({ sink: sink.name, cause })
           ),
           (writer) => {
