@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest"
 import { Aggregate, Pipeline, Sink, Sinks, Sources, Stage, Tributary, Window } from "../core/src/index.ts"
 import { Coordinator, FINAL_SNAPSHOT, type Guarantee } from "../core/src/snapshot/Coordinator.ts"
 import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
-import { rng } from "./helpers.ts"
+import { faults, rng } from "./helpers.ts"
 
 const N = 3000
 
@@ -19,16 +19,6 @@ interface Rec {
 }
 
 type Totals = Stage.WindowResult<number, number>
-
-/** Fails once at each of `points` (counted calls), then never again. */
-const faults = (points: ReadonlyArray<number>) => {
-  let calls = 0
-  const left = new Set(points)
-  return (what: string) => {
-    calls++
-    if (left.delete(calls)) throw new Error(`injected fault in ${what} (call ${calls})`)
-  }
-}
 
 const run = async (seed: number, guarantee: Guarantee) => {
   const random = rng(seed)

@@ -35,3 +35,13 @@ export const countWordsByHand = (directory: string): Map<string, number> => {
   }
   return counts
 }
+
+/** Fails once at each of `points` (counted calls), then never again. */
+export const faults = (points: ReadonlyArray<number>) => {
+  let calls = 0
+  const left = new Set(points)
+  return (what: string) => {
+    calls++
+    if (left.delete(calls)) throw new Error(`injected fault in ${what} (call ${calls})`)
+  }
+}

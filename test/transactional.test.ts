@@ -7,17 +7,7 @@ import { Effect, Exit } from "effect"
 import { describe, expect, it } from "vitest"
 import { Aggregate, Pipeline, type Sink, Sources, Stage, Transactional, Tributary } from "../core/src/index.ts"
 import * as SnapshotStore from "../core/src/snapshot/SnapshotStore.ts"
-import { rng } from "./helpers.ts"
-
-/** Fails once at each of `points` (counted calls), then never again. */
-const faults = (points: ReadonlyArray<number>) => {
-  let calls = 0
-  const left = new Set(points)
-  return (what: string) => {
-    calls++
-    if (left.delete(calls)) throw new Error(`injected fault in ${what} (call ${calls})`)
-  }
-}
+import { faults, rng } from "./helpers.ts"
 
 /** A store of rows with transactions, shared by every job and sink writing to it. */
 const store = <A>(inCommit: (what: string) => void = () => {}) => {
