@@ -12,6 +12,11 @@ const scripts: Record<string, Record<string, string>> = {
   cluster: { member: "cluster/src/local/member.ts", cli: "cluster/src/cli.ts" }
 }
 
+// Static files a module reads beside itself (the management dashboard) go beside the bundle.
+const assets: Record<string, Record<string, string>> = {
+  core: { "core/src/management/dashboard": "dashboard" }
+}
+
 interface Manifest {
   readonly exports: Record<string, { readonly source: string }>
   readonly dependencies?: Record<string, string>
@@ -57,6 +62,9 @@ export default defineConfig(packages.map((dir) => {
     sourcemap: true,
     target: "es2023",
     external: dependencies.map((name) => new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(/|$)`)),
-    onSuccess: declarations(dir, Object.values(entries))
+    onSuccess: async () => {
+      await declarations(dir, Object.values(entries))()
+      for (const [from, to] of Object.entries(assets[dir] ?? {})) fs.cpSync(from, path.join(dir, "dist", to), { recursive: true })
+    }
   }
 }))

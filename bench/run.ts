@@ -6,8 +6,12 @@
 import * as os from "node:os"
 import { cluster } from "./cluster.ts"
 import { type Benchmark, report } from "./harness.ts"
+import { kafka } from "./kafka.ts"
 import { link } from "./link.ts"
+import { mysqlBench } from "./mysql.ts"
 import { nexmark } from "./nexmark/bench.ts"
+import { postgresBench } from "./postgres.ts"
+import { postgresCdc } from "./postgres-cdc.ts"
 import { recovery } from "./recovery.ts"
 import { snapshots } from "./snapshots.ts"
 import { splits } from "./splits.ts"
@@ -15,7 +19,7 @@ import { stateless } from "./stateless.ts"
 import { windowed } from "./windowed.ts"
 import { wordcount } from "./wordcount.ts"
 
-const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots, splits, nexmark, link, cluster, recovery]
+const benchmarks: ReadonlyArray<Benchmark> = [stateless, wordcount, windowed, snapshots, splits, nexmark, link, cluster, recovery, postgresBench, postgresCdc, mysqlBench, kafka]
 
 const args = process.argv.slice(2)
 const json = args.includes("--json")

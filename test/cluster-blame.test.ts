@@ -41,7 +41,7 @@ describe("job coordinator without a processing guarantee", () => {
         nextExecution: Effect.succeed(1)
       }, members, events)
       yield* Effect.sleep(20)
-      yield* Queue.offer(events, { _tag: "Message", member: members[0]!, message: { _tag: "Failed", execution: 1, reason: "LinkClosedError: link closed: the connection failed (ECONNRESET)" } })
+      yield* Queue.offer(events, { _tag: "Message", member: members[0]!, message: { _tag: "Failed", execution: 1, reason: "link closed: the connection failed (ECONNRESET)", linkClosed: true } })
       yield* Effect.sleep(50)
       yield* Queue.offer(events, { _tag: "Exited", member: members[1]!, reason: "exited (SIGKILL)" })
       return yield* Effect.flip(job.join)

@@ -60,9 +60,9 @@ const newCluster = (what: string) => {
 }
 
 /** Starts a member process with the CLI; its output (logs) is kept. */
-const member = async (cluster: string, out: string): Promise<Started> => {
+const member = async (cluster: string, out: string, flags: ReadonlyArray<string> = []): Promise<Started> => {
   const port = await freePort()
-  const child = spawn(process.execPath, [...runtimeArgs, cli, "member", "--cluster", cluster, "--postgres", postgres, "--port", String(port)], {
+  const child = spawn(process.execPath, [...runtimeArgs, cli, "member", "--cluster", cluster, "--postgres", postgres, "--port", String(port), ...flags], {
     env: { ...process.env, TRIBUTARY_SECRET: secret, OUT_DIR: out },
     stdio: ["ignore", "pipe", "pipe"]
   })
@@ -299,6 +299,13 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     })
     expectExactOutput(out)
     expectExactOutput(path.join(out, "second"))
+  })
+
+  it("a member started with --log-format json logs a JSON object a line", async () => {
+    const m = await member(newCluster("json"), os.tmpdir(), ["--log-format", "json"])
+    await until("the member to join a coordinator", () => /joined the coordinator/.test(m.log))
+    const joined = m.log.split("\n").find((line) => line.includes("joined the coordinator"))!
+    expect(JSON.parse(joined)).toMatchObject({ level: "INFO", message: expect.stringContaining("joined the coordinator") })
   })
 
   it("refuses a client, member or runner connection without the cluster secret: nothing is submitted, no one joins", async () => {

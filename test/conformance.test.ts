@@ -27,6 +27,12 @@ Conformance.source(api, {
         fs.writeFileSync(path.join(dir, `part-${f}.txt`), own.map((r) => `${r}\n`).join(""))
       }
       return Sources.files(dir)
+    }),
+  splits: (perSplit, { bounded }) =>
+    Effect.sync(() => {
+      const dir = tempDir()
+      perSplit.forEach((records, f) => fs.writeFileSync(path.join(dir, `split-${f}.txt`), records.map((r) => `${r}\n`).join("")))
+      return Sources.files(dir, bounded ? {} : { watch: "20 millis" })
     })
 })
 

@@ -2,7 +2,8 @@
  * Runs every ```ts example block of docs/*.md and compares what it prints with
  * the ```text block that follows it, so the documentation cannot drift from
  * the code. A ```ts example process block runs as a script of its own (it
- * starts copies of itself).
+ * starts copies of itself); a ```ts example node block runs on Node only (its
+ * plugin's tests do too).
  */
 import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -20,6 +21,7 @@ interface Example {
   readonly code: string
   readonly output: string | undefined
   readonly process: boolean
+  readonly nodeOnly: boolean
 }
 
 const examplesOf = (file: string): Array<Example> => {
@@ -37,14 +39,16 @@ const examplesOf = (file: string): Array<Example> => {
         line: b.line,
         code: b.body,
         output: blocks[i + 1]?.info === "text" ? blocks[i + 1]!.body.trimEnd() : undefined,
-        process: /^```ts example process/.test(opening)
+        process: /^```ts example process/.test(opening),
+        nodeOnly: /^```ts example.* node\b/.test(opening)
       }]
       : []
   })
 }
 
 const docs = fs.readdirSync(docsDir).filter((f) => f.endsWith(".md"))
-const examples = docs.flatMap(examplesOf)
+const onNode = !("Bun" in globalThis || "Deno" in globalThis)
+const examples = docs.flatMap(examplesOf).filter((e) => onNode || !e.nodeOnly)
 
 describe("docs examples", () => {
   afterEach(() => {

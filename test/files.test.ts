@@ -237,6 +237,9 @@ const partLines = (dir: string) =>
   fs.readdirSync(dir).filter((n) => n.startsWith("part-")).flatMap((n) => linesOf(path.join(dir, n)))
 
 /** Opens an instance of a directory sink on `dir` by hand and runs `body` with its writer. */
+/** The directory's files but the sink's fencing epoch, which it keeps until the job completes. */
+const listing = (dir: string) => fs.readdirSync(dir).filter((f) => f !== ".tributary-epoch").sort()
+
 const instanceOf = (dir: string) => {
   const sink = Sinks.directory<string>(dir)
   return (ctx: Sink.SinkContext, body: (writer: Sink.SinkWriter<string>) => Effect.Effect<void, unknown>) =>
@@ -251,7 +254,7 @@ describe("directory sink", () => {
       parallelism: 2,
       batchSize: 128
     })
-    expect(fs.readdirSync(dir).sort()).toEqual(["part-00000", "part-00001"])
+    expect(fs.readdirSync(dir).sort()).toEqual(["part-00000", "part-00001"]) // a completed job leaves no epoch
     const lines = partLines(dir)
     expect(sorted(lines.map((l) => JSON.parse(l)), (a, b) => a.id - b.id)).toEqual(input)
     expect(linesOf(path.join(dir, "part-00000")).length).toBeGreaterThan(0)
@@ -283,8 +286,24 @@ describe("directory sink", () => {
     await use({ instance: 1, instances: 2, restoredSnapshot: 5 }, () => Effect.void)
     expect(fs.readdirSync(dir).filter((f) => !f.startsWith(".")).sort()).toEqual([])
     await use({ instance: 0, instances: 2, restoredSnapshot: 5 }, () => Effect.void)
-    expect(fs.readdirSync(dir).sort()).toEqual(["part-00002-000000000005"])
+    expect(listing(dir)).toEqual(["part-00002-000000000005"])
     expect(linesOf(path.join(dir, "part-00002-000000000005"))).toEqual(["covered by 5"])
+  })
+
+  it("is fenced: an instance of an older execution cannot commit once a newer one opened the sink", async () => {
+    const dir = tempDir()
+    const use = instanceOf(dir)
+    const exit = await use({ instance: 0, instances: 1, execution: 1 }, (old) =>
+      Effect.gen(function*() {
+        yield* old.write(["by the old execution"])
+        yield* old.prepare!(5)
+        // A newer execution restores while the old one still runs (its member was cut off).
+        yield* Effect.promise(() => use({ instance: 0, instances: 1, execution: 2, restoredSnapshot: 4 }, () => Effect.void))
+        return yield* old.commit!(5)
+      })).then(() => undefined, (e) => e)
+    expect(exit).toMatchObject({ _tag: "FencedError", sink: "directory", execution: 1, newest: 2 })
+    // The newer execution aborted the transaction the restored snapshot does not cover.
+    expect(listing(dir)).toEqual([])
   })
 
   it("restored from an older snapshot than its newest commit (a newer one was damaged), withdraws the parts committed after it", async () => {
@@ -300,7 +319,7 @@ describe("directory sink", () => {
       }))
     // Its records replay from snapshot 5: the part of 6 would repeat them.
     await use({ instance: 0, instances: 1, restoredSnapshot: 5 }, () => Effect.void)
-    expect(fs.readdirSync(dir).sort()).toEqual(["part-00000-000000000005"])
+    expect(listing(dir)).toEqual(["part-00000-000000000005"])
   })
 
   it("shows only a hidden temp file while running and removes it when the job fails", async () => {
@@ -311,7 +330,7 @@ describe("directory sink", () => {
       Pipeline.from(Sources.fromIterable(range(1000))).pipe(
         Stage.map((i) => {
           if (i === 500) {
-            seenWhileRunning = fs.readdirSync(dir)
+            seenWhileRunning = listing(dir)
             tempSizeWhileRunning = fs.statSync(path.join(dir, ".part-00000.tmp")).size
           }
           if (i === 700) throw new Error("boom")
@@ -324,7 +343,7 @@ describe("directory sink", () => {
     expect(error).toBeInstanceOf(StageError)
     expect(seenWhileRunning).toEqual([".part-00000.tmp"])
     expect(tempSizeWhileRunning).toBeGreaterThan(0)
-    expect(fs.readdirSync(dir)).toEqual([])
+    expect(listing(dir)).toEqual([])
   })
 
   it("removes its temp files when the job is cancelled", async () => {
@@ -347,7 +366,7 @@ describe("directory sink", () => {
         expect(yield* job.status).toBe("cancelled")
       })).pipe(Effect.provide(NodeFileSystem.layer))
     )
-    expect(fs.readdirSync(dir)).toEqual([])
+    expect(listing(dir)).toEqual([])
   })
 
   it("round-trips: files source, map, directory sink", async () => {

@@ -48,10 +48,11 @@ const output = (command: string, args: ReadonlyArray<string>, options: RunOption
   return result.stdout
 }
 
-/** `tributary member` without its flags: the usage, exit code 2. */
+/** `tributary member` without its flags: what is missing and the verb's help, exit code 2. */
 const expectUsage = (result: ReturnType<typeof run>) => {
   expect(result.status, result.stderr).toBe(2)
-  expect(result.stderr).toMatch(/--cluster is required\nusage:\n {2}tributary help\n {2}tributary member/)
+  expect(result.stderr).toContain("Missing required flag: --cluster")
+  expect(result.stdout).toContain("tributary member [flags]")
 }
 
 // Building, packing and installing do not depend on the runtime running the suite: once, from Node's run.

@@ -26,7 +26,7 @@ afterEach(() => {
 })
 
 const run = (pipeline: P<any, any>, options: JobOptions) =>
-  Effect.runPromise(Tributary.run(pipeline, options).pipe(Effect.provide(Platform.layer)) as Effect.Effect<void, unknown>)
+  Effect.runPromise(Tributary.run(pipeline, options).pipe(Effect.provide(Platform.layer)) as Effect.Effect<unknown, unknown>)
 const failureOf = (pipeline: P<any, any>, options: JobOptions) =>
   Effect.runPromise(Effect.flip(Tributary.run(pipeline, options)).pipe(Effect.provide(Platform.layer)) as Effect.Effect<unknown>)
 

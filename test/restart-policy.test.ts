@@ -1,8 +1,8 @@
 /** The failure-rate restart policy: its arithmetic, and an embedded job that follows it. */
-import { Duration, Effect } from "effect"
+import { Data, Duration, Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import * as Registry from "../cluster/src/coordinator/Registry.ts"
-import { PlanError, Pipeline, RestartPolicy, Sinks, Sources, Stage, Tributary } from "../core/src/index.ts"
+import { PlanError, Pipeline, RestartPolicy, Sinks, Sources, Stage, Tributary, Unrecoverable } from "../core/src/index.ts"
 
 /** Feeds failures at `times` (ms) to `policy`: how many restarts it allowed before failing the job (all: it never did). */
 const restartsAllowed = (policy: RestartPolicy.RestartPolicy, times: ReadonlyArray<number>) => {
@@ -41,8 +41,16 @@ describe("RestartPolicy", () => {
     expect(restartsAllowed(RestartPolicy.fromOptions({ maxRestarts: 0 }), [0])).toBe(0)
   })
 
+  it("backs off: the first restart at once, each further one counted twice as long after, up to maxDelay", () => {
+    const backoff = RestartPolicy.failureRate(10, "5 minutes", { delay: "100 millis", maxDelay: "1 second" })
+    const delays = Array.from({ length: 7 }, (_, n) => Duration.toMillis(RestartPolicy.delayBefore(backoff, Array.from({ length: n + 1 }, (_, i) => i))))
+    expect(delays).toEqual([0, 100, 200, 400, 800, 1000, 1000])
+    expect(RestartPolicy.delayBefore([1, 2])(RestartPolicy.defaultPolicy)).toEqual(Duration.millis(50))
+    expect(() => RestartPolicy.failureRate(1, "1 minute", { delay: "2 seconds", maxDelay: "1 second" })).toThrow("must not be shorter than its delay")
+  })
+
   it("a cluster's registry keeps a policy as JSON, an unbounded interval as null", () => {
-    for (const p of [policy, RestartPolicy.maxRestarts(4)]) {
+    for (const p of [policy, RestartPolicy.maxRestarts(4, { delay: "1 second", maxDelay: "1 minute" })]) {
       const kept = JSON.parse(JSON.stringify({ guarantee: "none", parallelism: 1, snapshotIntervalMs: 1, scaleUpDelayMs: 1, ...Registry.encodePolicy(p) }))
       expect(Registry.decodePolicy(kept)).toEqual(p)
     }
@@ -80,6 +88,57 @@ describe("an embedded job's restarts", () => {
 
   it("3 failures further apart than the interval of a 2-failure policy: the job completes", async () => {
     expect((await run(RestartPolicy.failureRate(2, "100 millis")))._tag).toBe("Success")
+  })
+
+  it("restarts back off: the first at once, the second after the policy's delay, the third after twice that", async () => {
+    let failures = 0
+    const failing = Pipeline.from(Sources.fromIterable(Array.from({ length: 100 }, (_, i) => i))).pipe(
+      Stage.map((i) => {
+        if (i === 50 && failures < 4) {
+          failures++
+          throw new Error("injected failure")
+        }
+        return i
+      }),
+      Stage.writeTo(Sinks.collect())
+    )
+    const job = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+      const job = yield* Tributary.submit(failing, {
+        processingGuarantee: "exactly-once",
+        snapshotInterval: "1 hour",
+        restartPolicy: RestartPolicy.failureRate(5, "1 minute", { delay: "300 millis", maxDelay: "1 minute" })
+      })
+      yield* job.join
+      return yield* job.metrics
+    })))
+    const times = job.exceptions.map((e) => e.time)
+    // Each failure is recorded as it happens, the wait before its restart after.
+    expect(job.restarts).toBe(4)
+    expect(times[1]! - times[0]!).toBeLessThan(300)
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(300)
+    expect(times[3]! - times[2]!).toBeGreaterThanOrEqual(600)
+  })
+
+  it("an error marked Unrecoverable, or wrapping one, fails the job at once, without a restart", async () => {
+    class Refused extends Data.TaggedError("Refused")<{}> {
+      readonly [Unrecoverable] = true
+    }
+    const outcome = (pipeline: Pipeline.Pipeline<unknown, never>) =>
+      Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+        const job = yield* Tributary.submit(pipeline, { processingGuarantee: "exactly-once", restartPolicy: RestartPolicy.failureRate(5, "1 minute") })
+        const error = yield* Effect.flip(job.join)
+        return { error, restarts: (yield* job.metrics).restarts }
+      })))
+    const input = () => Pipeline.from(Sources.fromIterable([1, 2, 3]))
+    // The user's own typed error, as it is.
+    const typed = await outcome(input().pipe(Stage.mapEffect(() => Effect.fail(new Refused())), Stage.writeTo(Sinks.collect())))
+    expect(typed).toMatchObject({ error: { _tag: "Refused" }, restarts: 0 })
+    // Thrown in a stage: wrapped in a StageError, still unrecoverable.
+    const thrown = await outcome(input().pipe(Stage.map((): number => { throw new Refused() }), Stage.writeTo(Sinks.collect())))
+    expect(thrown).toMatchObject({ error: { _tag: "StageError" }, restarts: 0 })
+    // Any other error restarts the job under its policy.
+    const other = await outcome(input().pipe(Stage.map((): number => { throw new Error("again") }), Stage.writeTo(Sinks.collect())))
+    expect(other.restarts).toBe(5)
   })
 
   it("3 failures within it: the job fails with the third", async () => {

@@ -1,6 +1,6 @@
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
 import { describe, expect, it } from "vitest"
-import { Aggregate, Pipeline, Sinks, Sources, Stage, type Stage as S } from "../core/src/index.ts"
+import { Aggregate, Pipeline, Sinks, Sources, Stage, type Stage as S, Tributary } from "../core/src/index.ts"
 import { runJob, sorted } from "./helpers.ts"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
@@ -90,6 +90,44 @@ describe("stateless stages", () => {
     expect(created).toBe(3)
     expect(sorted(events)).toEqual(["release 0", "release 1", "release 2"])
     expect(sorted(out.items, (a, b) => a - b)).toEqual(range(300).map((x) => x + 1000))
+  })
+})
+
+describe("mapBatchedUsingService", () => {
+  class LookupFailed extends Data.TaggedError("LookupFailed")<{ readonly key: number }> {}
+  const service = Effect.sync(() => ({}))
+
+  it("calls once per batch with the service of its instance, each record answered in order", async () => {
+    const calls: Array<number> = []
+    const out = Sinks.collect<string>()
+    await runJob(
+      Pipeline.from(Sources.fromIterable(range(100))).pipe(
+        Stage.mapBatchedUsingService(service, (_, batch: ReadonlyArray<number>) =>
+          Effect.sync(() => {
+            calls.push(batch.length)
+            return batch.map((x) => `${x}:${x * 2}`)
+          })),
+        Stage.writeTo(out)
+      ),
+      { parallelism: 1, batchSize: 16 }
+    )
+    expect(calls).toEqual([16, 16, 16, 16, 16, 16, 4])
+    expect(out.items).toEqual(range(100).map((x) => `${x}:${x * 2}`))
+  })
+
+  it("a batch answered with fewer results fails the job naming the stage; the user's own error reaches the job's error channel", async () => {
+    const short = await Effect.runPromise(Effect.flip(Tributary.run(Pipeline.from(Sources.fromIterable(range(10))).pipe(
+      Stage.mapBatchedUsingService(service, (_, batch: ReadonlyArray<number>) => Effect.succeed(batch.slice(1))),
+      Stage.writeTo(Sinks.collect())
+    ))))
+    expect(short).toMatchObject({ _tag: "StageError", record: 0 })
+    expect(String(short)).toContain("9 results for a batch of 10 records")
+    const own = await Effect.runPromise(Effect.flip(Tributary.run(Pipeline.from(Sources.fromIterable(range(10))).pipe(
+      Stage.mapBatchedUsingService(service, (_, batch: ReadonlyArray<number>) => Effect.fail(new LookupFailed({ key: batch[0]! }))),
+      Stage.writeTo(Sinks.collect())
+    ))))
+    const typed: LookupFailed | Error = own
+    expect(typed).toMatchObject({ _tag: "LookupFailed", key: 0 })
   })
 })
 

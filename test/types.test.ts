@@ -9,6 +9,7 @@ import { describe, expect, expectTypeOf, it } from "vitest"
 import {
   Aggregate,
   type JobError,
+  type JobSummary,
   Pipeline,
   type Sink,
   Sinks,
@@ -76,9 +77,9 @@ describe("error types", () => {
     const merged = converted.pipe(Stage.merge(trades.pipe(Stage.mapUsingService(resource, (r, t) => t.price * r))))
     expectTypeOf(merged).toEqualTypeOf<Stage.Stage<number, Stage.Unkeyed, RateNotFound>>()
     const job = Tributary.run(merged.pipe(Stage.writeTo(Sinks.collect())))
-    expectTypeOf(job).toEqualTypeOf<Effect.Effect<void, RateNotFound | JobError | SnapshotError>>()
+    expectTypeOf(job).toEqualTypeOf<Effect.Effect<JobSummary, RateNotFound | JobError | SnapshotError>>()
     const caught = job.pipe(Effect.catchTag("RateNotFound", (e) => Effect.succeed(e.currency)))
-    expectTypeOf(caught).toEqualTypeOf<Effect.Effect<string | void, JobError | SnapshotError>>()
+    expectTypeOf(caught).toEqualTypeOf<Effect.Effect<string | JobSummary, JobError | SnapshotError>>()
   })
 })
 

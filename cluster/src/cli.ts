@@ -1,33 +1,28 @@
 /**
- * `tributary`: start a member of a cluster, or submit a job to one.
+ * `tributary`, on effect's `cli` module (help, `--completions`, parse errors from it):
  *
- *   tributary help
- *   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
- *                    [--shard-lock-expiration <ms>]
- *   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
- *                    [--guarantee none|at-least-once|exactly-once] [--parallelism <n>]
- *                    [--snapshot-interval <ms>] [--max-failures <n>] [--failure-interval <ms>]
+ *   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>] [--shard-lock-expiration <ms>]
+ *                    [--log-level <level>] [--log-format text|json]
+ *   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>] [--guarantee ...]
+ *                    [--parallelism <n>] [--snapshot-interval <ms>] [--max-failures <n>] [--failure-interval <ms>]
  *                    [--scale-up-delay <ms>] [--wait]
+ *   tributary jobs list | status <id> | cancel <id> | suspend <id> | resume <id> | restart <id> | stop <id> [--no-drain]
+ *                  [--url <management server>] [--json]
+ *   tributary snapshots list <id> | export <id> <name> | delete <id> <name>   [--url <management server>] [--json]
  *
  * A member leaves gracefully on SIGTERM or Ctrl-C (its part of the running job
  * moves to the other members from a terminal snapshot, so nothing is replayed
- * twice); a second signal stops it at once. The cluster secret comes from TRIBUTARY_SECRET (never from the command line,
- * where other users of the machine could read it).
+ * twice); a second signal stops it at once. Secrets come from the environment,
+ * never from the command line where other users of the machine could read
+ * them: the cluster secret from TRIBUTARY_SECRET, the management token from
+ * TRIBUTARY_TOKEN.
  */
 import { Platform, RestartPolicy } from "@tributary/core"
-import { Cause, Console, Deferred, Effect } from "effect"
+import { Cause, Console, Data, Deferred, Effect, Logger, Option, References } from "effect"
+import { Argument, CliError, Command, Flag } from "effect/cli"
 
-const usage = `usage:
-  tributary help
-  tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>]
-                   [--shard-lock-expiration <ms>]
-  tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>]
-                   [--guarantee none|at-least-once|exactly-once] [--parallelism <n>] [--snapshot-interval <ms>]
-                   [--max-failures <n>] [--failure-interval <ms>] [--scale-up-delay <ms>] [--wait]
-(the cluster secret in TRIBUTARY_SECRET; the job restarts after at most --max-failures failures within
---failure-interval, default 10 within 300000 ms)`
-
-class UsageError extends Error {}
+/** A mistake on the command line or in the environment, found before anything connects (exit code 2). */
+class UsageError extends Data.TaggedError("UsageError")<{ readonly message: string }> {}
 
 // A cluster across machines keeps its state in PostgreSQL, whose packages are optional (peer) dependencies.
 const postgresEntry = Effect.tryPromise({
@@ -37,35 +32,6 @@ const postgresEntry = Effect.tryPromise({
       ? new Error(`a cluster across machines needs PostgreSQL's packages: npm install @effect/sql-pg @tributary/postgres (${(cause as Error).message})`)
       : cause
 })
-
-const parse = (args: ReadonlyArray<string>) => {
-  const flags = new Map<string, string>()
-  const positional: Array<string> = []
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!
-    if (!arg.startsWith("--")) positional.push(arg)
-    else if (arg === "--wait") flags.set("wait", "true")
-    else if (i + 1 < args.length) flags.set(arg.slice(2), args[++i]!)
-    else throw new UsageError(`${arg} needs a value`)
-  }
-  const required = (name: string) => {
-    const value = flags.get(name)
-    if (value === undefined) throw new UsageError(`--${name} is required`)
-    return value
-  }
-  const number = (name: string) => {
-    const value = flags.get(name)
-    if (value === undefined) return undefined
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number, got "${value}"`)
-    return n
-  }
-  const millis = (name: string) => {
-    const ms = number(name)
-    return ms === undefined ? undefined : `${ms} millis` as const
-  }
-  return { flags, positional, required, number, millis }
-}
 
 /** Completes on the first SIGTERM or SIGINT, after which those signals have their default effect again. */
 const leaving = () => {
@@ -80,85 +46,223 @@ const leaving = () => {
   return signalled
 }
 
-const main = (argv: ReadonlyArray<string>): Effect.Effect<void, unknown> => {
-  const [command, ...rest] = argv
-  // Help needs no secret and no cluster.
-  if (command === "help" || argv.includes("--help") || argv.includes("-h")) return Console.log(usage)
-  if (command !== "member" && command !== "submit") throw new UsageError(command ? `unknown command "${command}"` : "no command")
-  const { flags, positional, required, number, millis } = parse(rest)
-  const cluster = required("cluster")
-  const postgres = required("postgres")
-  const secret = process.env.TRIBUTARY_SECRET
-  if (!secret) throw new UsageError("set the cluster secret in TRIBUTARY_SECRET")
-  switch (command) {
-    case "member": {
-      const port = number("port")
-      if (port === undefined) throw new UsageError("--port is required")
-      return Effect.flatMap(postgresEntry, ({ Member }) => Member.run({
-        cluster,
-        postgres,
-        secret,
-        port,
-        host: flags.get("host"),
-        shardLockExpiration: millis("shard-lock-expiration"),
-        // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
-        leave: Deferred.await(leaving())
-      }))
-    }
-    case "submit": {
-      const module = positional[0]
-      if (!module) throw new UsageError("submit needs the module that exports the pipeline")
-      const guarantee = flags.get("guarantee") ?? "none"
-      if (guarantee !== "none" && guarantee !== "at-least-once" && guarantee !== "exactly-once") {
-        throw new UsageError(`--guarantee must be none, at-least-once or exactly-once, got "${guarantee}"`)
-      }
-      const { defaultPolicy } = RestartPolicy
-      const maxFailures = number("max-failures")
-      const failureInterval = millis("failure-interval")
-      const restartPolicy = maxFailures === undefined && failureInterval === undefined
-        ? undefined
-        : RestartPolicy.failureRate(maxFailures ?? defaultPolicy.maxFailures, failureInterval ?? defaultPolicy.interval)
-      return Effect.gen(function*() {
-        const { Client } = yield* postgresEntry
-        const name = yield* Client.submit({
-          cluster,
-          postgres,
-          secret,
-          module: /^[a-z]+:|^\//.test(module) ? module : `${process.cwd()}/${module}`,
-          export: flags.get("export"),
-          name: flags.get("name"),
-          processingGuarantee: guarantee,
-          parallelism: number("parallelism"),
-          snapshotInterval: millis("snapshot-interval"),
-          scaleUpDelay: millis("scale-up-delay"),
-          restartPolicy
-        })
-        console.log(`submitted ${name}`)
-        if (flags.has("wait")) {
-          yield* Client.awaitJob({ cluster, postgres, name })
-          console.log(`completed ${name}`)
-        }
-      })
-    }
-  }
+const fromEnv = (name: string, what: string) =>
+  Effect.suspend(() => {
+    const value = process.env[name]
+    return value ? Effect.succeed(value) : Effect.fail(new UsageError({ message: `set ${what} in ${name}` }))
+  })
+
+/** A whole number of milliseconds or items; the flag may be left out. */
+const whole = (name: string, description: string) =>
+  Flag.Int(name).pipe(
+    Flag.filter((n) => n >= 0, (n) => `--${name} must be a whole number, got ${n}`),
+    Flag.withDescription(description),
+    Flag.optional
+  )
+const millis = (ms: Option.Option<number>) => Option.getOrUndefined(Option.map(ms, (n) => `${n} millis` as const))
+
+const clusterFlags = {
+  cluster: Flag.String("cluster").pipe(Flag.withDescription("the cluster's name")),
+  postgres: Flag.String("postgres").pipe(Flag.withDescription("PostgreSQL URL where the cluster keeps its state"))
 }
 
-const program = Effect.suspend(() => {
-  try {
-    return main(process.argv.slice(2))
-  } catch (e) {
-    return Effect.fail(e)
-  }
-})
+const member = Command.make("member", {
+  ...clusterFlags,
+  port: Flag.Int("port").pipe(Flag.withDescription("port of this member's runner")),
+  host: Flag.String("host").pipe(Flag.withDescription("interface to listen on"), Flag.optional),
+  shardLockExpiration: whole("shard-lock-expiration", "ms after which a silent member's shards move"),
+  logLevel: Flag.Literals("log-level", ["Trace", "Debug", "Info", "Warn", "Error", "None"]).pipe(
+    Flag.withDescription("the least level logged (default Info)"),
+    Flag.withDefault("Info" as const)
+  ),
+  logFormat: Flag.Literals("log-format", ["text", "json"]).pipe(Flag.withDescription("json: a JSON object a line"), Flag.withDefault("text" as const))
+}, (flags) =>
+  Effect.gen(function*() {
+    const secret = yield* fromEnv("TRIBUTARY_SECRET", "the cluster secret")
+    const { Member } = yield* postgresEntry
+    yield* Member.run({
+      cluster: flags.cluster,
+      postgres: flags.postgres,
+      secret,
+      port: flags.port,
+      host: Option.getOrUndefined(flags.host),
+      shardLockExpiration: millis(flags.shardLockExpiration),
+      // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
+      leave: Deferred.await(leaving())
+    })
+  }).pipe(
+    Effect.provideService(References.MinimumLogLevel, flags.logLevel),
+    flags.logFormat === "json" ? Effect.provideService(Logger.CurrentLoggers, new Set([Logger.consoleJson])) : (effect) => effect
+  )).pipe(Command.withDescription("start a member of a cluster"))
 
-await Effect.runPromise(program.pipe(
+const submit = Command.make("submit", {
+  ...clusterFlags,
+  module: Argument.String("module").pipe(Argument.withDescription("the module that exports the pipeline")),
+  export: Flag.String("export").pipe(Flag.withDescription("the pipeline's export (default: default)"), Flag.optional),
+  name: Flag.String("name").pipe(Flag.withDescription("the job's name"), Flag.optional),
+  guarantee: Flag.Literals("guarantee", ["none", "at-least-once", "exactly-once"]).pipe(Flag.withDefault("none" as const)),
+  parallelism: whole("parallelism", "instances of each vertex"),
+  snapshotInterval: whole("snapshot-interval", "ms between snapshots"),
+  maxFailures: whole("max-failures", "failures within --failure-interval that fail the job (default 10)"),
+  failureInterval: whole("failure-interval", "ms in which --max-failures count (default 300000)"),
+  scaleUpDelay: whole("scale-up-delay", "ms a new member waits before the job scales up to it"),
+  wait: Flag.Boolean("wait").pipe(Flag.withDescription("wait for the job's end"), Flag.withDefault(false))
+}, (flags) =>
+  Effect.gen(function*() {
+    const { defaultPolicy } = RestartPolicy
+    const restartPolicy = Option.isNone(flags.maxFailures) && Option.isNone(flags.failureInterval)
+      ? undefined
+      : yield* Effect.try({
+        try: () =>
+          RestartPolicy.failureRate(
+            Option.getOrElse(flags.maxFailures, () => defaultPolicy.maxFailures),
+            millis(flags.failureInterval) ?? defaultPolicy.interval
+          ),
+        catch: (e) => e
+      })
+    const secret = yield* fromEnv("TRIBUTARY_SECRET", "the cluster secret")
+    const { Client } = yield* postgresEntry
+    const { cluster, postgres, module } = flags
+    const name = yield* Client.submit({
+      cluster,
+      postgres,
+      secret,
+      module: /^[a-z]+:|^\//.test(module) ? module : `${process.cwd()}/${module}`,
+      export: Option.getOrUndefined(flags.export),
+      name: Option.getOrUndefined(flags.name),
+      processingGuarantee: flags.guarantee,
+      parallelism: Option.getOrUndefined(flags.parallelism),
+      snapshotInterval: millis(flags.snapshotInterval),
+      scaleUpDelay: millis(flags.scaleUpDelay),
+      restartPolicy
+    })
+    yield* Console.log(`submitted ${name}`)
+    if (flags.wait) {
+      yield* Client.awaitJob({ cluster, postgres, name })
+      yield* Console.log(`completed ${name}`)
+    }
+  })).pipe(Command.withDescription("submit a job to a cluster"))
+
+/** The management server's REST API (`Management.layer`), with the token from TRIBUTARY_TOKEN. */
+const management = {
+  url: Flag.String("url").pipe(Flag.withDescription("the management server"), Flag.withDefault("http://127.0.0.1:8081")),
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print the answer as JSON"), Flag.withDefault(false))
+}
+
+const call = (url: string, path: string, method: "GET" | "POST" | "DELETE", payload?: unknown) =>
+  Effect.gen(function*() {
+    const token = yield* fromEnv("TRIBUTARY_TOKEN", "the management token")
+    const headers = { authorization: `Bearer ${token}`, ...(payload === undefined ? {} : { "content-type": "application/json" }) }
+    const response = yield* Effect.tryPromise({
+      try: () => fetch(`${url}/api${path}`, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) }),
+      catch: (cause) => new Error(`cannot reach the management server at ${url}: ${cause instanceof Error ? cause.message : String(cause)}`)
+    })
+    const body: any = yield* Effect.promise(() => response.json().catch(() => undefined))
+    if (response.status === 401) return yield* Effect.fail(new Error(`the management server at ${url} refused the token`))
+    if (!response.ok) return yield* Effect.fail(new Error(body?.reason ?? (body?._tag === "JobNotFound" ? `no job "${body.id}"` : `${method} ${path}: ${response.status}`)))
+    return body
+  })
+
+type JobView = { readonly id: string; readonly name: string; readonly status: string }
+const line = (j: JobView) => `${j.id}\t${j.name}\t${j.status}`
+
+const list = Command.make("list", management, ({ url, json }) =>
+  Effect.flatMap(call(url, "/jobs", "GET"), (jobs: ReadonlyArray<JobView>) =>
+    Console.log(json ? JSON.stringify(jobs) : jobs.map(line).join("\n")))).pipe(Command.withDescription("list the jobs"))
+
+const id = Argument.String("id").pipe(Argument.withDescription("the job's id"))
+
+const status = Command.make("status", { ...management, id }, ({ url, json, id }) =>
+  Effect.flatMap(call(url, `/jobs/${id}`, "GET"), (job) =>
+    Console.log(json ? JSON.stringify(job) : [
+      line(job),
+      ...job.graph.vertices.map((v: { name: string; parallelism: number }) => `  ${v.name} ×${v.parallelism}`)
+    ].join("\n")))).pipe(Command.withDescription("a job's status and graph"))
+
+const action = (name: "cancel" | "suspend" | "resume" | "restart", description: string) =>
+  Command.make(name, { ...management, id }, ({ url, json, id }) =>
+    Effect.flatMap(call(url, `/jobs/${id}/${name}`, "POST"), (job: JobView) => Console.log(json ? JSON.stringify(job) : line(job)))).pipe(
+      Command.withDescription(description)
+    )
+
+const stop = Command.make("stop", {
+  ...management,
+  id,
+  drain: Flag.Boolean("drain").pipe(Flag.withDescription("close every open window and commit before the end (--no-drain: suspend)"), Flag.withDefault(true))
+}, ({ url, json, id, drain }) =>
+  Effect.flatMap(call(url, `/jobs/${id}/stop?drain=${drain}`, "POST"), (job: JobView) => Console.log(json ? JSON.stringify(job) : line(job)))).pipe(
+    Command.withDescription("stop a job with drain")
+  )
+
+const jobs = Command.make("jobs").pipe(
+  Command.withDescription("watch and steer the jobs of a management server (token in TRIBUTARY_TOKEN)"),
+  Command.withSubcommands([
+    list,
+    status,
+    action("cancel", "cancel a job"),
+    action("suspend", "suspend a job (a final snapshot)"),
+    action("resume", "resume a suspended job"),
+    action("restart", "restart a job from its last snapshot"),
+    stop
+  ])
+)
+
+type SnapshotView = {
+  readonly id: number
+  readonly start: number
+  readonly duration: number | null
+  readonly bytes: number
+  readonly keys: number
+  readonly status: string
+}
+
+const snapshotList = Command.make("list", { ...management, id }, ({ url, json, id }) =>
+  Effect.flatMap(call(url, `/jobs/${id}/snapshots`, "GET"), (snapshots: ReadonlyArray<SnapshotView>) =>
+    Console.log(json ? JSON.stringify(snapshots) : snapshots.map((s) =>
+      `${s.id}\t${new Date(s.start).toISOString()}\t${s.duration ?? "-"} ms\t${s.bytes} bytes\t${s.keys} keys\t${s.status}`).join("\n")))).pipe(
+    Command.withDescription("a job's recent snapshots: id, start, duration, bytes and keys of state, status")
+  )
+
+const snapshotExport = Command.make("export", {
+  ...management,
+  id,
+  name: Argument.String("name").pipe(Argument.withDescription("the exported snapshot's name: a job started with initialSnapshot: <name> resumes from it"))
+}, ({ url, json, id, name }) =>
+  Effect.flatMap(call(url, `/jobs/${id}/snapshots/export`, "POST", { name }), (job: JobView) =>
+    Console.log(json ? JSON.stringify(job) : `exported ${name} from ${line(job)}`))).pipe(
+    Command.withDescription("take a snapshot of a running job and keep it under a name (Flink's savepoint)")
+  )
+
+const snapshotDelete = Command.make("delete", {
+  ...management,
+  id,
+  name: Argument.String("name").pipe(Argument.withDescription("the name a snapshot was exported under"))
+}, ({ url, json, id, name }) =>
+  Effect.flatMap(call(url, `/jobs/${id}/snapshots/${encodeURIComponent(name)}`, "DELETE"), (job: JobView) =>
+    Console.log(json ? JSON.stringify(job) : `deleted ${name} of ${line(job)}`))).pipe(
+    Command.withDescription("delete a snapshot exported under a name from the job's snapshot store")
+  )
+
+const snapshots = Command.make("snapshots").pipe(
+  Command.withDescription("the snapshots of a management server's jobs (token in TRIBUTARY_TOKEN)"),
+  Command.withSubcommands([snapshotList, snapshotExport, snapshotDelete])
+)
+
+const tributary = Command.make("tributary").pipe(
+  Command.withDescription("Tributary: members of a cluster, jobs and their management"),
+  Command.withSubcommands([member, submit, jobs, snapshots])
+)
+
+await Effect.runPromise(Command.runWith(tributary, { version: "0.1.0" })(process.argv.slice(2)).pipe(
   Effect.provide(Platform.layer),
   Effect.matchCauseEffect({
     onSuccess: () => Effect.sync(() => process.exit(0)),
     onFailure: (cause) =>
       Effect.sync(() => {
         const error = Cause.squash(cause)
-        console.error(error instanceof UsageError ? `${error.message}\n${usage}` : `tributary: ${error instanceof Error ? error.message : Cause.pretty(cause)}`)
+        // effect's cli module has already shown a parse error with the help.
+        if (CliError.isCliError(error)) process.exit(error._tag === "ShowHelp" && error.errors.length === 0 ? 0 : 2)
+        console.error(error instanceof UsageError ? error.message : `tributary: ${error instanceof Error ? error.message : Cause.pretty(cause)}`)
         process.exit(error instanceof UsageError ? 2 : 1)
       })
   })

@@ -22,6 +22,23 @@ const causeMessage = (cause: unknown): string => {
 }
 
 /**
+ * Marks an error that no restart can mend (a setting the system refuses, an
+ * execution fenced off by a newer one): a job with a processing guarantee
+ * fails with it at once instead of restarting under its policy. An error
+ * opts in with a `[Unrecoverable] = true` field.
+ */
+export const Unrecoverable: unique symbol = Symbol.for("@tributary/core/Unrecoverable")
+
+/** Whether `error`, or an error it wraps (`cause`), is marked `Unrecoverable`. */
+export const isUnrecoverable = (error: unknown): boolean => {
+  for (let e = error, depth = 0; typeof e === "object" && e !== null && depth < 5; depth++) {
+    if ((e as { [Unrecoverable]?: unknown })[Unrecoverable] === true) return true
+    e = (e as { cause?: unknown }).cause
+  }
+  return false
+}
+
+/**
  * Where a stage's own typed error (of `mapEffect`, of `mapUsingService`'s
  * resource) arose. The job fails with the error itself, so it can be caught by
  * its tag; this annotation of the failure's `Cause` keeps the stage and record.

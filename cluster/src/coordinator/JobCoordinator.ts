@@ -242,9 +242,9 @@ export const start = (
      * another closed usually saw that other one die; its exit, if it comes within a second, is
      * the cause a user needs named. Other events wait for later.
      */
-    const rootCause = (member: Member, reason: string) =>
+    const rootCause = (member: Member, reason: string, linkClosed: boolean) =>
       Effect.gen(function*() {
-        if (!/LinkClosedError/.test(reason)) return { member, reason }
+        if (!linkClosed) return { member, reason }
         const deferred: Array<Event> = []
         const exited = yield* Effect.timeoutOption(
           Effect.gen(function*() {
@@ -262,18 +262,19 @@ export const start = (
         return { member: exited.value.member, reason: exited.value.reason }
       })
 
-    const restart = (member: Member | undefined, reason: string) =>
+    const restart = (member: Member | undefined, reason: string, linkClosed = false) =>
       Effect.gen(function*() {
         const counted = guarantee && members.some(usable) ? RestartPolicy.onFailure(failures, restartPolicy, yield* Clock.currentTimeMillis) : undefined
         if (!counted) {
           if (!member) return yield* new CoordinatorError({ reason })
-          const blamed = yield* rootCause(member, reason)
+          const blamed = yield* rootCause(member, reason, linkClosed)
           return yield* new MemberError({ member: blamed.member.index, reason: blamed.reason })
         }
         failures = counted
         restarts++
         yield* Effect.logWarning(`${member ? `member ${member.index}` : "coordinator"}: ${reason}; restarting from the last snapshot`)
         yield* cancel
+        yield* Effect.sleep(RestartPolicy.delayBefore(restartPolicy, counted))
         yield* deploy(yield* SnapshotStore.recover(store, name, coordinator?.completed ?? 0))
       })
 
@@ -308,7 +309,7 @@ export const start = (
             finished.add(member)
             return finished.size === participants.length
           case "Failed":
-            yield* restart(member, message.reason)
+            yield* restart(member, message.reason, message.linkClosed ?? false)
             break
         }
         return false

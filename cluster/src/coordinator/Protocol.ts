@@ -42,7 +42,8 @@ export type FromMember =
   /** The member's tasklets all ended; it waits for Finish. */
   | { readonly _tag: "Ended"; readonly execution: number }
   | { readonly _tag: "Finished"; readonly execution: number }
-  | { readonly _tag: "Failed"; readonly execution: number; readonly reason: string }
+  /** `linkClosed`: the execution failed because the member's link to another closed (that other one likely died). */
+  | { readonly _tag: "Failed"; readonly execution: number; readonly reason: string; readonly linkClosed?: boolean | undefined }
   | { readonly _tag: "Cancelled"; readonly execution: number }
   /** The member wants to leave the cluster (gracefully): the coordinator answers Exit when it may. */
   | { readonly _tag: "Leave" }

@@ -24,16 +24,27 @@ export interface JobOptions {
   /** The restart policy: at most `maxFailures` failures within `failureIntervalMs` (null: in all). */
   readonly maxFailures: number
   readonly failureIntervalMs: number | null
+  /** Its backoff (absent in rows of older versions: the default). */
+  readonly restartDelayMs?: number | undefined
+  readonly restartMaxDelayMs?: number | undefined
 }
 
 /** A restart policy as the registry keeps it (JSON has no infinity: an unbounded interval is null). */
-export const encodePolicy = (policy: RestartPolicy.RestartPolicy): Pick<JobOptions, "maxFailures" | "failureIntervalMs"> => {
+export const encodePolicy = (policy: RestartPolicy.RestartPolicy): Pick<JobOptions, "maxFailures" | "failureIntervalMs" | "restartDelayMs" | "restartMaxDelayMs"> => {
   const ms = Duration.toMillis(policy.interval)
-  return { maxFailures: policy.maxFailures, failureIntervalMs: Number.isFinite(ms) ? ms : null }
+  return {
+    maxFailures: policy.maxFailures,
+    failureIntervalMs: Number.isFinite(ms) ? ms : null,
+    restartDelayMs: Duration.toMillis(policy.delay),
+    restartMaxDelayMs: Duration.toMillis(policy.maxDelay)
+  }
 }
 
 export const decodePolicy = (options: JobOptions): RestartPolicy.RestartPolicy =>
-  RestartPolicy.failureRate(options.maxFailures, options.failureIntervalMs ?? Duration.infinity)
+  RestartPolicy.failureRate(options.maxFailures, options.failureIntervalMs ?? Duration.infinity, {
+    delay: options.restartDelayMs,
+    maxDelay: options.restartMaxDelayMs
+  })
 
 export interface JobRow {
   readonly name: string

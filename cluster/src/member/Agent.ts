@@ -10,6 +10,7 @@ import type { Pipeline } from "@tributary/core"
 import { Tributary } from "@tributary/core"
 import { Cause, Effect, Fiber, type Scope } from "effect"
 import * as Link from "../link/Link.ts"
+import { LinkClosedError } from "../link/Errors.ts"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import { MemberSnapshots } from "./MemberSnapshots.ts"
 import * as Placement from "./Placement.ts"
@@ -67,7 +68,8 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
         const fiber = yield* Effect.forkChild(run.pipe(
           Effect.matchCause({
             onSuccess: () => tell({ _tag: "Finished", execution }),
-            onFailure: (cause) => void (Cause.hasInterruptsOnly(cause) || tell({ _tag: "Failed", execution, reason: Cause.pretty(cause) }))
+            onFailure: (cause) =>
+              void (Cause.hasInterruptsOnly(cause) || tell({ _tag: "Failed", execution, reason: Cause.pretty(cause), linkClosed: fromClosedLink(cause) }))
           }),
           Effect.ensuring(Effect.sync(() => running.delete(execution)))
         ))
@@ -111,4 +113,15 @@ export const listenAndServe = <R = never>(options: Omit<AgentOptions<R>, "listen
     const listener = yield* Link.listen({ secret: options.secret })
     options.tell({ _tag: "Listening", host: listener.host, port: listener.port })
     return yield* serve({ ...options, listener })
+  })
+
+/** Whether a failure comes from a closed link to another member: the error, or an error it wraps as its `cause`. */
+const fromClosedLink = (cause: Cause.Cause<unknown>): boolean =>
+  cause.reasons.some((reason) => {
+    let error: unknown = Cause.isFailReason(reason) ? reason.error : undefined
+    for (let depth = 0; error !== undefined && depth < 8; depth++) {
+      if (error instanceof LinkClosedError) return true
+      error = typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined
+    }
+    return false
   })

@@ -10,6 +10,7 @@ import { Effect, Exit, Scope } from "effect"
 import { stableHash } from "../plan/partition.ts"
 import * as Retry from "./Retry.ts"
 import * as Source from "../pipeline/Source.ts"
+import { FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
 
 /** How long a pull of an unbounded source with nothing to read waits before answering `[]`. */
 const IDLE_WAIT_MS = 10
@@ -49,6 +50,12 @@ export interface SplitSourceOptions<A, S extends Split, R> {
    * at its position after a backoff; past the limit the job fails with a `ConnectorError`.
    */
   readonly retry?: Retry.RetryOptions | undefined
+  /**
+   * A snapshot is complete (see `SourceReader.commit`): told the position of each split of this
+   * instance it saved (by split id; undefined: not started), to acknowledge them upstream
+   * (a consumer group's offsets). After the job succeeded (`FINAL_SNAPSHOT`): the positions reached.
+   */
+  readonly commit?: ((positions: ReadonlyMap<string, unknown>) => Effect.Effect<void, unknown, R>) | undefined
   /** Opens `split` in its own scope (closed once it is finished), resuming after `position` when it has one. */
   readonly open: (split: S, position: unknown, batchSize: number) => Effect.Effect<SplitReader<A>, unknown, R | Scope.Scope>
 }
@@ -113,6 +120,8 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
         const ended: Array<string> = []
         const take = (taken: Array<string>) => taken.length === 0 ? taken : taken.splice(0)
         let origin: Source.Origin = { position: undefined }
+        // The positions saved in each snapshot not complete yet, for `commit`.
+        const snapshots = new Map<number, Positions>()
 
         const finish = (s: State<A, S>) =>
           Effect.suspend(() => {
@@ -128,7 +137,8 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
           Effect.gen(function*() {
             if (!s.reader) {
               s.scope = yield* Scope.fork(scope)
-              s.reader = yield* Scope.provide(Effect.provideContext(options.open(s.split, s.position, batchSize), context), s.scope)
+              // The source's context holds its own scope: the split's goes on top, so the split's resources close with it.
+              s.reader = yield* Effect.provideContext(Scope.provide(options.open(s.split, s.position, batchSize), s.scope), context)
             }
             origin = { split: s.split.id, position: s.reader.position() }
             const batch = yield* s.reader.pull
@@ -150,7 +160,17 @@ export const make = <A, S extends Split, R = never>(options: SplitSourceOptions<
           splits: { current: () => current, takeAdded: () => take(added), takeEnded: () => take(ended) },
           retries: () => retries,
           origin: () => origin,
-          position: (): Positions => states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const),
+          position: (snapshot?: number): Positions => {
+            const positions = states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position, s.finished] as const)
+            if (snapshot !== undefined && options.commit) snapshots.set(snapshot, positions)
+            return positions
+          },
+          commit: options.commit && ((snapshot: number) =>
+            Effect.suspend(() => {
+              const positions = snapshot === FINAL_SNAPSHOT ? states.map((s) => [s.split.id, s.reader ? s.reader.position() : s.position] as const) : snapshots.get(snapshot)
+              for (const id of snapshots.keys()) if (id <= snapshot) snapshots.delete(id)
+              return positions ? Effect.provideContext(options.commit!(new Map(positions.map((p) => [p[0], p[1]]))), context) : Effect.void
+            })),
           pull: Effect.gen(function*() {
             yield* discover
             // One round over the splits at most: a bounded source stays on a split until it is

@@ -7,7 +7,9 @@
  */
 import { Data, Effect } from "effect"
 import * as Sink from "../pipeline/Sink.ts"
+import * as Retry from "./Retry.ts"
 import { FINAL_SNAPSHOT } from "../snapshot/Coordinator.ts"
+import { Unrecoverable } from "../errors.ts"
 
 /** Names one transaction: unique per job, sink, instance and snapshot. */
 export interface TransactionId {
@@ -28,7 +30,10 @@ export class FencedError extends Data.TaggedError("FencedError")<{
   readonly instance: number
   readonly execution: number
   readonly newest: number
-}> {}
+}> {
+  /** A newer execution owns the sink: restarting this one would only be fenced off again. */
+  readonly [Unrecoverable] = true
+}
 
 /** One sink instance's side of the external system. Every method but `write` runs at most once per snapshot. */
 export interface Connection<A, Tx> {
@@ -69,11 +74,18 @@ export const owns = (instance: number, instances: number) => (n: number): boolea
  * transactions it answers for that the restored snapshot covers are committed,
  * the others aborted (their records replay). With `exactly-once`, each record
  * is then visible once, after the snapshot that covers it.
+ *
+ * With `retry`, the calls that may be repeated — commit, abort, recovery,
+ * withdrawal, the epoch — are retried when the server goes away. A failed
+ * `begin`, `write` or `prepare` fails the job instead: the open transaction is
+ * lost with its connection, and the restart from the last snapshot aborts it
+ * and replays its records.
  */
 export const make = <A, Tx, R = never>(def: {
   readonly name: string
   readonly maxParallelism?: number | undefined
   readonly inProcess?: boolean | undefined
+  readonly retry?: Retry.RetryOptions | undefined
   readonly open: (ctx: Sink.SinkContext) => Effect.Effect<Connection<A, Tx>, unknown, R>
 }) =>
   Sink.make<A, R>({
@@ -85,7 +97,16 @@ export const make = <A, Tx, R = never>(def: {
         const { instance, instances, restoredSnapshot } = ctx
         const job = ctx.job ?? ""
         const execution = ctx.execution ?? 0
-        const connection = yield* def.open(ctx)
+        const opened = yield* def.open(ctx)
+        const { retried, retries } = retrier(def.name, def.retry)
+        const connection: Connection<A, Tx> = {
+          ...opened,
+          commit: (id) => retried(opened.commit(id)),
+          abort: (id) => retried(opened.abort(id)),
+          recover: retried(opened.recover),
+          withdraw: opened.withdraw && ((after, owns) => retried(opened.withdraw!(after, owns))),
+          epoch: opened.epoch && { get: retried(opened.epoch.get), set: (n) => retried(opened.epoch!.set(n)) }
+        }
         const { epoch } = connection
         const fenced = (newest: number | undefined) =>
           newest !== undefined && newest > execution
@@ -114,6 +135,7 @@ export const make = <A, Tx, R = never>(def: {
         const prepared: Array<TransactionId> = []
         const begin = Effect.map(connection.begin, (tx) => (open = { tx }))
         const writer: Sink.SinkWriter<A> = {
+          retries,
           write: (batch) =>
             batch.length === 0 ? Effect.void : Effect.flatMap(open ? Effect.succeed(open) : checked(begin), (o) => connection.write(o.tx, batch)),
           prepare: (snapshot) =>
@@ -151,6 +173,8 @@ export const idempotent = <A, K, R = never>(def: {
   readonly name: string
   readonly key: (a: A) => K
   readonly maxParallelism?: number | undefined
+  /** Retries an upsert when the server goes away (an upsert may be repeated). */
+  readonly retry?: Retry.RetryOptions | undefined
   readonly open: (ctx: Sink.SinkContext) => Effect.Effect<{
     readonly upsert: (rows: ReadonlyArray<A>) => Effect.Effect<void, unknown>
   }, unknown, R>
@@ -159,16 +183,30 @@ export const idempotent = <A, K, R = never>(def: {
     name: def.name,
     maxParallelism: def.maxParallelism,
     open: (ctx) =>
-      Effect.map(def.open(ctx), ({ upsert }) => ({
-        write: (batch) => {
-          const last = new Map<K, A>()
-          for (const a of batch) {
-            const key = def.key(a)
-            // Re-inserted, so the rows keep the order of their last records.
-            last.delete(key)
-            last.set(key, a)
+      Effect.map(def.open(ctx), ({ upsert }): Sink.SinkWriter<A> => {
+        const { retried, retries } = retrier(def.name, def.retry)
+        return {
+          retries,
+          write: (batch) => {
+            const last = new Map<K, A>()
+            for (const a of batch) {
+              const key = def.key(a)
+              // Re-inserted, so the rows keep the order of their last records.
+              last.delete(key)
+              last.set(key, a)
+            }
+            return last.size === 0 ? Effect.void : retried(upsert([...last.values()]))
           }
-          return last.size === 0 ? Effect.void : upsert([...last.values()])
         }
-      }))
+      })
   })
+
+/** Retries calls to the server under `options` (none without), counting the retries. */
+const retrier = (connector: string, options: Retry.RetryOptions | undefined) => {
+  let count = 0
+  return {
+    retries: () => count,
+    retried: <X>(call: Effect.Effect<X, unknown>): Effect.Effect<X, unknown> =>
+      options ? Retry.retrying(connector, options, call, Effect.void, () => void count++) : call
+  }
+}

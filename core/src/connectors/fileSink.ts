@@ -21,7 +21,10 @@ const pad = (n: number, width: number) => String(n).padStart(width, "0")
  * once, after the snapshot that covers it. The last part is `part-<instance>`,
  * renamed when the job completes; a failed or cancelled job leaves no partial file.
  * The sink owns the `part-*` files of the directory: a job that starts afresh
- * removes those of an earlier run (other files are left alone).
+ * removes those of an earlier run (other files are left alone). It is fenced:
+ * while the job runs, the hidden `.tributary-epoch` holds the newest execution
+ * that opened it, and an instance of an older one (a member cut off from its
+ * cluster) can no longer commit.
  */
 export const files = <A>(
   directory: string,
@@ -40,6 +43,7 @@ export const files = <A>(
         const tempPath = `${dir}.${partOf(instance)}.tmp`
         const pendingPath = (id: Transactional.TransactionId) => `${dir}.${partOf(id.instance)}.${pad(id.snapshot, 16)}.pending`
         const finalPath = (n: number, id: number) => (id === FINAL_SNAPSHOT ? `${dir}${partOf(n)}` : `${dir}${partOf(n)}-${pad(id, 12)}`)
+        const epochPath = `${dir}.tributary-epoch`
         yield* fs.makeDirectory(directory, { recursive: true })
         /** The files of the directory matching `pattern` (instance, then snapshot id, if any). */
         const parts = (pattern: RegExp) =>
@@ -68,10 +72,14 @@ export const files = <A>(
             Effect.flatMap(Effect.try({ try: () => encoder.encode(batch.map(format).join("\n") + "\n"), catch: (e) => e }), (bytes) => handle.writeAll(bytes)),
           prepare: (_, id) => Effect.andThen(close, fs.rename(tempPath, pendingPath(id))),
           // Committing is renaming: once renamed, the pending file is gone and a second commit does nothing.
-          commit: (id) => fs.rename(pendingPath(id), finalPath(id.instance, id.snapshot)).pipe(Effect.catchReason("PlatformError", "NotFound", () => Effect.void)),
+          commit: (id) =>
+            fs.rename(pendingPath(id), finalPath(id.instance, id.snapshot)).pipe(
+              Effect.catchReason("PlatformError", "NotFound", () => Effect.void),
+              // A job that completed leaves only its parts: nothing of it runs any more to fence off.
+              Effect.andThen(id.snapshot === FINAL_SNAPSHOT ? fs.remove(epochPath, { force: true }) : Effect.void)
+            ),
           abort: (id) => fs.remove(pendingPath(id), { force: true }),
           // The files carry no job name: the sink owns the directory's parts, whichever job wrote them.
-          // Nor is it fenced: it keeps no file of its own to hold the newest execution.
           recover: Effect.map(parts(/^\.part-(\d{5})\.(\d{16})\.pending$/), (ids) => ids.map((id) => ({ ...id, job, sink: name }))),
           // Parts committed after the restored snapshot (a newer one was found damaged, or on a fresh
           // start, where every part is of an older run) are replayed: each record ends up here once.
@@ -79,7 +87,19 @@ export const files = <A>(
             Effect.flatMap(parts(/^part-(\d{5})(?:-(\d{12}))?$/), (committed) =>
               Effect.forEach(committed.filter((p) => owns(p.instance) && p.snapshot > after), (p) => fs.remove(finalPath(p.instance, p.snapshot)), {
                 discard: true
-              }))
+              })),
+          epoch: {
+            get: fs.readFileString(epochPath).pipe(
+              Effect.map((text) => Number(text)),
+              Effect.catchReason("PlatformError", "NotFound", () => Effect.succeed(undefined))
+            ),
+            // Renamed into place, so that a reader never sees a half-written number.
+            set: (execution) =>
+              Effect.andThen(
+                fs.writeFileString(`${epochPath}.${instance}.tmp`, String(execution)),
+                fs.rename(`${epochPath}.${instance}.tmp`, epochPath)
+              )
+          }
         }
         return connection
       })

@@ -53,6 +53,11 @@ export const generator = <A>(options: GeneratorOptions<A>): Source.Source<A> => 
         const started = Date.now()
         return {
           position: () => seq,
+          // Instance i makes i, i + n, ... below `end`.
+          progress: end === Infinity ? undefined : () => ({
+            done: Math.ceil(Math.max(0, Math.min(seq, end) - instance) / instances),
+            total: Math.ceil(Math.max(0, end - instance) / instances)
+          }),
           pull: Effect.suspend(() => {
             if (seq >= end) return Effect.succeed(undefined)
             let due = batchSize

@@ -20,9 +20,11 @@ export const fromIterable = <A>(items: Iterable<A>, options?: { readonly name?: 
           const per = Math.ceil(all.length / instances)
           // Replayable: the position is the index of the next item.
           let at = typeof restoredPosition === "number" ? restoredPosition : instance * per
+          const start = Math.min(all.length, instance * per)
           const end = Math.min(all.length, instance * per + per)
           return {
             position: () => at,
+            progress: () => ({ done: at - start, total: end - start }),
             pull: Effect.sync(() => {
               if (at >= end) return undefined
               const batch = all.slice(at, Math.min(end, at + batchSize))

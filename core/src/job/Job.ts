@@ -1,16 +1,19 @@
-import { Cause, Clock, Data, Deferred, Duration, Effect, Exit, Fiber, Queue, type Scope, Stream } from "effect"
+import { Cause, Clock, Console, Context, Data, Deferred, Duration, Effect, Exit, Fiber, Logger, type LogLevel, Queue, References, type Scope, Stream } from "effect"
 import { StreamOutput, type StreamOutputOf } from "../connectors/stream.ts"
-import { JobCancelledError, type JobError, PlanError } from "../errors.ts"
+import { isUnrecoverable, JobCancelledError, type JobError, PlanError } from "../errors.ts"
 import type { Dag } from "../plan/Dag.ts"
 import { plan } from "../plan/Planner.ts"
 import { DEFAULT_PARTITION_COUNT } from "../plan/partition.ts"
 import type { Pipeline } from "../pipeline/Pipeline.ts"
 import { deploy, type Placement } from "../runtime/Execution.ts"
-import type { JobMetrics } from "../runtime/Metrics.ts"
+import { formatSummary, type InstanceMetrics, type JobException, type JobMetrics, type JobSummary, remember, type Sampled, type SnapshotInfo, summarize } from "../runtime/Metrics.ts"
 import { Coordinator, type Guarantee } from "../snapshot/Coordinator.ts"
 import type { Snapshot, SnapshotError } from "../snapshot/Snapshot.ts"
 import * as SnapshotStore from "../snapshot/SnapshotStore.ts"
 import * as RestartPolicy from "./RestartPolicy.ts"
+import * as Progress from "./Progress.ts"
+import * as Telemetry from "./Telemetry.ts"
+import * as Jobs from "../management/Jobs.ts"
 
 export interface JobOptions {
   /** Shown in errors and metrics. */
@@ -51,11 +54,20 @@ export interface JobOptions {
   readonly retainedSnapshots?: number | undefined
   /** Start from the snapshot exported under this name (`Job.exportSnapshot`) in the snapshot store. */
   readonly initialSnapshot?: string | undefined
+  /** The least level the job's logs are written at (default: the `References.MinimumLogLevel` in effect, `Info`). */
+  readonly logLevel?: LogLevel.LogLevel | undefined
+  /** `json`: the job's logs as one JSON object a line (`Logger.consoleJson`), with their job, vertex and instance annotations. */
+  readonly logFormat?: "text" | "json" | undefined
   /**
    * Set by the cluster runtime when the job is spread over several members:
    * which instances run in this process and how channels reach the others.
    */
   readonly placement?: Placement | undefined
+  /**
+   * How often the job samples its metrics: the rates are over this interval,
+   * and the Effect metrics (`Telemetry`) are published at it (default 1 second).
+   */
+  readonly metricsInterval?: Duration.Input | undefined
 }
 
 export type JobStatus = "running" | "restarting" | "suspended" | "completed" | "failed" | "cancelled"
@@ -75,7 +87,10 @@ export interface Job<out E = never> {
   readonly id: string
   readonly name: string
   readonly status: Effect.Effect<JobStatus>
+  /** Live metrics: counters and rates of every vertex instance, snapshot history, failures. */
   readonly metrics: Effect.Effect<JobMetrics>
+  /** The totals so far: records read and written, late events, dead letters, time since submission. */
+  readonly summary: Effect.Effect<JobSummary>
   /** Stops the job and releases its resources; `join` then fails with `JobCancelledError`. */
   readonly cancel: Effect.Effect<void>
   /** Waits for the end of a bounded job, failing with what failed it. */
@@ -92,6 +107,20 @@ export interface Job<out E = never> {
    * `initialSnapshot` option, its state matched by stage name.
    */
   readonly exportSnapshot: (name: string) => Effect.Effect<void, JobStateError | SnapshotError>
+  /**
+   * Deletes the snapshot exported under `name` from the job's snapshot store
+   * (Flink's savepoint disposal); the job's own snapshots are kept by its
+   * retention and cannot be deleted so.
+   */
+  readonly deleteSnapshot: (name: string) => Effect.Effect<void, JobStateError | SnapshotError>
+  /**
+   * Stops a running job. With `drain` (the default, Flink's `stop --drain`) its
+   * sources stop reading and end as bounded ones do: what they read flows on, a
+   * final watermark closes every open window, the sinks commit (a
+   * two-phase-commit sink its final transaction) and the job completes; the
+   * effect waits for that end. Without `drain` it is `suspend`.
+   */
+  readonly stop: (options?: { readonly drain?: boolean | undefined }) => Effect.Effect<void, E | JobError | JobStateError | SnapshotError>
 }
 
 let jobCounter = 0
@@ -185,9 +214,16 @@ export const submit = <E, R>(
       initial = { ...exported, job: name }
     }
     const tasklets = dag.vertices.reduce((n, v) => n + v.parallelism, 0)
+    const started = yield* Clock.currentTimeMillis
+    const snapshots: Array<SnapshotInfo> = []
+    const exceptions: Array<JobException> = []
+    let draining = false
     const scope = yield* Effect.scope
     // The services the job was submitted with (a file system for a directory store, ...), for the handle's operations.
-    const context = yield* Effect.context<any>()
+    // The job's fibers run in this context: the log options apply to them, not to the caller.
+    let context = yield* Effect.context<any>()
+    if (options.logLevel !== undefined) context = Context.add(context, References.MinimumLogLevel, options.logLevel)
+    if (options.logFormat === "json") context = Context.add(context, Logger.CurrentLoggers, new Set([Logger.consoleJson]))
     const latest = Effect.provideContext(SnapshotStore.latest(store, name), context) as Effect.Effect<Snapshot | undefined, SnapshotError>
     const outcome = yield* Deferred.make<void, E | JobError>()
     let status: JobStatus = "running"
@@ -212,18 +248,21 @@ export const submit = <E, R>(
           current = deploy(dag, { ...executionOptions, job: name, coordinator: remote, restored: options.placement!.restored })
           return Effect.scoped(current.run)
         }
-        const c = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0, retain)
+        const c = guarantee === "none" ? undefined : new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0, retain, snapshots)
         coordinator = c
         current = deploy(dag, { ...executionOptions, job: name, execution: nextExecution(), coordinator, restored })
+        if (draining) current.drain()
         return Effect.catchCause(Effect.scoped(current.run), (cause) =>
           Effect.gen(function*() {
-            if (!c || Cause.hasInterruptsOnly(cause)) return yield* Effect.failCause(cause)
+            if (!c || Cause.hasInterruptsOnly(cause) || isUnrecoverable(Cause.squash(cause))) return yield* Effect.failCause(cause)
             const counted = RestartPolicy.onFailure(failures, restartPolicy, yield* Clock.currentTimeMillis)
             if (!counted) return yield* Effect.failCause(cause)
             failures = counted
             restarts++
+            remember(exceptions, { time: Date.now(), message: Cause.pretty(cause), restarted: true })
             status = "restarting"
             committed = Math.max(committed, c.completed)
+            yield* Effect.sleep(RestartPolicy.delayBefore(restartPolicy, counted))
             return yield* SnapshotStore.recover(store, name, committed).pipe(
               // Back to running either way: a job that cannot recover fails as a running one does.
               Effect.onExit(() => Effect.sync(() => void (status = "running"))),
@@ -237,8 +276,9 @@ export const submit = <E, R>(
       Effect.gen(function*() {
         status = "running"
         const run = execute(restored).pipe(
+          // The last counts of an execution reach the Effect metrics too.
           Effect.onExit((exit) =>
-            Effect.suspend(() => {
+            Effect.andThen(sample, () => {
               if (status === "suspended" || status === "restarting") return Effect.void
               if (Exit.isSuccess(exit)) {
                 status = "completed"
@@ -249,6 +289,7 @@ export const submit = <E, R>(
                 return Deferred.fail(outcome, new JobCancelledError({ job: name }))
               }
               status = "failed"
+              remember(exceptions, { time: Date.now(), message: Cause.pretty(exit.cause), restarted: false })
               return Deferred.failCause(outcome, exit.cause as Cause.Cause<E | JobError>)
             })
           )
@@ -285,12 +326,38 @@ export const submit = <E, R>(
         return fiber ? Fiber.interrupt(fiber) : Effect.void
       })
 
+    // Rates come from the last two samples; each sample also publishes the Effect metrics.
+    const interval = integer("metricsInterval", Duration.toMillis(options.metricsInterval ?? "1 second"), 1)
+    let samples: Array<{ readonly time: number; readonly counts: ReadonlyArray<Sampled> }> = []
+    const none: Sampled = [0, 0, 0, 0, 0]
+    const rate = (index: number): Sampled => {
+      const [a, b] = samples
+      if (!a || !b) return none
+      const before = a.counts[index] ?? none
+      const after = b.counts[index] ?? none
+      // A restart between the samples starts the counters again: no rate rather than a negative one.
+      if (after.some((n, k) => n < before[k]!)) return none
+      const seconds = (b.time - a.time) / 1000
+      return after.map((n, k) => (n - before[k]!) / seconds) as unknown as Sampled
+    }
+    const readMetrics = (): JobMetrics => {
+      const time = Date.now()
+      return { time, instances: current.metrics(time, rate), restarts, snapshots: [...snapshots], exceptions: [...exceptions] }
+    }
+    const published = new Map<string, InstanceMetrics>()
+    const sample = Effect.suspend(() => {
+      const metrics = readMetrics()
+      samples = [...samples.slice(-1), { time: metrics.time, counts: current.sampled() }]
+      return Telemetry.publish(name, metrics, published)
+    })
+    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(interval), sample)), scope)
     yield* start(initial)
-    return {
+    const self: Job<E> = {
       id,
       name,
       status: Effect.sync(() => status),
-      metrics: Effect.sync(() => ({ instances: current.metrics(), restarts })),
+      metrics: Effect.sync(readMetrics),
+      summary: Effect.map(Clock.currentTimeMillis, (now) => summarize(name, readMetrics(), now - started)),
       cancel: Effect.suspend(() => {
         if (status === "completed" || status === "failed" || status === "cancelled") return Effect.void
         return Effect.andThen(stop("cancelled"), Deferred.fail(outcome, new JobCancelledError({ job: name })))
@@ -315,13 +382,66 @@ export const submit = <E, R>(
             snapshot
               ? Effect.provideContext(store.save({ ...snapshot, job: exportName }), context) as Effect.Effect<void, SnapshotError>
               : stateError("no snapshot to export"))
-        )
+        ),
+      deleteSnapshot: (exportName) =>
+        Effect.suspend((): Effect.Effect<void, JobStateError | SnapshotError> => {
+          if (exportName === name) return stateError(`"${name}" names the job's own snapshots, kept by its retention`)
+          const remove = Effect.flatMap(store.ids(exportName), (ids): Effect.Effect<void, JobStateError | SnapshotError, any> =>
+            ids.length === 0 ? stateError(`no snapshot exported as "${exportName}"`) : SnapshotStore.clear(store, exportName))
+          return Effect.provideContext(remove, context) as Effect.Effect<void, JobStateError | SnapshotError>
+        }),
+      stop: (stopOptions) =>
+        Effect.suspend((): Effect.Effect<void, E | JobError | JobStateError | SnapshotError> => {
+          if (stopOptions?.drain === false) return self.suspend
+          if (status !== "running") return stateError(`only a running job can stop with drain; it is ${status}`)
+          draining = true
+          current.drain()
+          return Deferred.await(outcome)
+        })
     }
+    const registry = yield* Jobs.Current
+    if (registry) {
+      // Listed while its handle lives: the scope that ends the job takes it off the list.
+      registry.set(id, { job: self as Job<unknown>, graph: Jobs.graphOf(dag) })
+      yield* Effect.addFinalizer(() => Effect.sync(() => registry.delete(id)))
+    }
+    return self
   })
 
-/** Runs a job to its end (bounded input) and releases its resources. */
-export const run = <E, R>(pipeline: Pipeline<E, R>, options?: JobOptions): Effect.Effect<void, E | JobError | SnapshotError, R> =>
-  Effect.scoped(Effect.flatMap(submit(pipeline, options), (job) => job.join))
+export interface RunOptions extends JobOptions {
+  /** Neither progress nor summary on the terminal. */
+  readonly quiet?: boolean | undefined
+  /** The progress line on a terminal (default true; never when standard error is not a terminal). */
+  readonly progress?: boolean | undefined
+}
+
+/** Is standard error a terminal (where a summary is for a person, not a log)? */
+const stderrIsTTY = (): boolean => (globalThis as any).process?.stderr?.isTTY === true
+
+/**
+ * Runs a job to its end (bounded input), releases its resources and returns
+ * its summary: records read and written, late events, dead letters, duration.
+ * The summary is also printed on standard error when that is a terminal and
+ * `quiet` is not set (a log or a test's output gets none).
+ */
+export const run = <E, R>(pipeline: Pipeline<E, R>, options?: RunOptions): Effect.Effect<JobSummary, E | JobError | SnapshotError, R> =>
+  Effect.scoped(Effect.gen(function*() {
+    const job = yield* submit(pipeline, options)
+    const terminal = !options?.quiet && stderrIsTTY()
+    if (!terminal || options?.progress === false) yield* job.join
+    else {
+      const stderr = (globalThis as any).process.stderr
+      let frame = 0
+      const draw = Effect.flatMap(Effect.zip(job.metrics, job.summary), ([metrics, { duration }]) =>
+        Effect.sync(() => stderr.write(`\r${Progress.line(metrics, duration, frame++)}\x1b[K`)))
+      const bar = yield* Effect.forkScoped(Effect.forever(Effect.andThen(draw, Effect.sleep(100))))
+      // The last line shows where the job ended (100 % when the sources knew their totals).
+      yield* Effect.ensuring(job.join, Effect.andThen(Fiber.interrupt(bar), Effect.andThen(draw, Effect.sync(() => stderr.write("\n")))))
+    }
+    const summary = yield* job.summary
+    if (terminal) yield* Console.error(formatSummary(summary))
+    return summary
+  }))
 
 export interface StreamOptions extends JobOptions {
   /** Records the job may write ahead of the stream's consumer (default: `batchSize`, else 1024). */

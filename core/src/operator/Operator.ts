@@ -27,11 +27,12 @@ export interface Operator<in I, out O> {
   /** An operator that assigns event times reports the watermark it derived so far. */
   watermark?(): number
   /**
-   * The next batch comes from split `split` of the source of its vertex; since the
+   * The next batch comes from split `split` of the source of its vertex (undefined: no batch,
+   * the source is waiting for data); since the
    * previous call the source took on the splits in `added` and those in `ended`
    * ended. An operator that assigns event times keeps a watermark per split.
    */
-  fromSplit?(split: string, added: ReadonlyArray<string>, ended: ReadonlyArray<string>): void
+  fromSplit?(split: string | undefined, added: ReadonlyArray<string>, ended: ReadonlyArray<string>): void
   /** Records that arrived behind the watermark and were not used; counted, or sent to a side output. */
   readonly late?: Array<unknown> | undefined
   /**

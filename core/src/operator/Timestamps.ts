@@ -16,8 +16,9 @@ import { type SplitTime, SplitTimes } from "./SplitTimes.ts"
  * (Jet's `EventTimeMapper`, Flink's per-split watermarks): an event is late by
  * its own split's time, and the watermark is the minimum over the splits
  * the source took on that are neither ended nor idle (no data for
- * `idleTimeout`, counted from when it was taken on); an idle split rejoins when
- * data comes. A split that is far ahead cannot make another one's events late.
+ * `idleTimeout`, counted from when it was taken on), or, when every split ended
+ * or is idle, the highest time seen; an idle split rejoins when data comes. A
+ * split that is far ahead cannot make another one's events late.
  */
 export class WithTimestamps implements Operator<unknown, unknown> {
   private top = -Infinity
@@ -29,6 +30,8 @@ export class WithTimestamps implements Operator<unknown, unknown> {
   /** Behind a source of splits: each one's highest time, and the split of the batch at hand. */
   private readonly splits: SplitTimes
   private split: SplitTime | undefined
+  private bySplit = false
+  private highest = -Infinity
   /** The watermark last reported: it never goes back when a split joins behind it. */
   private reported = -Infinity
 
@@ -40,11 +43,13 @@ export class WithTimestamps implements Operator<unknown, unknown> {
     this.splits = new SplitTimes(idleTimeout)
   }
 
-  fromSplit(split: string, added: ReadonlyArray<string>, ended: ReadonlyArray<string>): void {
+  fromSplit(split: string | undefined, added: ReadonlyArray<string>, ended: ReadonlyArray<string>): void {
     const now = Date.now()
+    this.bySplit = true
     // A split holds the watermark back from when it is taken on, until it is idle or ends.
     for (const id of added) this.splits.add(id, now)
     for (const id of ended) this.splits.remove(id)
+    if (split === undefined) return
     this.split = this.splits.enter(split, now)
     this.top = this.split.top
   }
@@ -62,12 +67,13 @@ export class WithTimestamps implements Operator<unknown, unknown> {
       }
     })
     this.top = top
+    if (top > this.highest) this.highest = top
     if (this.split) this.splits.raise(this.split, top)
   }
 
   watermark(): number {
-    const top = this.split ? this.splits.min(Date.now()) : this.top
-    if (top === undefined) return this.reported
+    // With no split holding it back (all ended or idle), the highest time seen is the bound.
+    const top = this.bySplit ? this.splits.min(Date.now()) ?? this.highest : this.top
     const exact = top - this.allowedLag
     this.reported = Math.max(this.reported, this.granularity > 0 ? Math.floor(exact / this.granularity) * this.granularity : exact)
     return this.reported

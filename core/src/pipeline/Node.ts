@@ -37,6 +37,12 @@ export type Node =
     readonly ordered: boolean
   }
   | Base & {
+    readonly kind: "mapBatched"
+    readonly input: Node
+    readonly acquire: Effect.Effect<any, any, any>
+    readonly fn: (service: any, batch: ReadonlyArray<any>) => Effect.Effect<ReadonlyArray<any>, any, any>
+  }
+  | Base & {
     readonly kind: "mapUsingService"
     readonly input: Node
     readonly acquire: Effect.Effect<any, any, any>

@@ -31,6 +31,8 @@ export interface SinkWriter<in A> {
   readonly prepare?: ((snapshot: number) => Effect.Effect<void, unknown>) | undefined
   /** Snapshot `snapshot` completed: make the transactions up to it visible (idempotent). */
   readonly commit?: ((snapshot: number) => Effect.Effect<void, unknown>) | undefined
+  /** How often calls to the server were retried so far (shown in the job metrics). */
+  readonly retries?: (() => number) | undefined
 }
 
 export const SinkTypeId: unique symbol = Symbol.for("tributary/Sink")

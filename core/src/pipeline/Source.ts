@@ -24,10 +24,18 @@ export interface SourceReader<out A> {
   readonly pull: Effect.Effect<ReadonlyArray<A> | undefined, unknown>
   /**
    * A replayable source's position after the records pulled so far (plain
-   * data). Saved in each snapshot and handed back as `restoredPosition`, so
-   * processing guarantees hold across a restart.
+   * data). Saved in each snapshot (told its id) and handed back as
+   * `restoredPosition`, so processing guarantees hold across a restart.
    */
-  readonly position?: (() => unknown) | undefined
+  readonly position?: ((snapshot?: number) => unknown) | undefined
+  /**
+   * Snapshot `snapshot` (the id `position` was called with) is complete and
+   * durable: a source that acknowledges input upstream (a replication slot, a
+   * consumer group) may release everything up to the position it saved in it;
+   * what follows may still replay. Called in order; `FINAL_SNAPSHOT` once the
+   * whole job has succeeded (everything read so far is done with).
+   */
+  readonly commit?: ((snapshot: number) => Effect.Effect<void, unknown>) | undefined
   /**
    * Where the last batch pulled came from, named in dead letters and decoding
    * errors. Without it: the reader's `position` before the pull.
@@ -35,6 +43,11 @@ export interface SourceReader<out A> {
   readonly origin?: (() => Origin) | undefined
   /** Times the source retried its server (shown in the job's metrics). */
   readonly retries?: (() => number) | undefined
+  /**
+   * How far a bounded source got: `done` of `total`, in units of its own
+   * (records, bytes). `Tributary.run` shows it as a progress bar.
+   */
+  readonly progress?: (() => { readonly done: number; readonly total: number }) | undefined
   /**
    * A source of splits (`Splits.make`): the split the batch `pull` returned last
    * came from, and the splits this instance took on and that ended since the

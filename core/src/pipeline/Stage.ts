@@ -138,6 +138,30 @@ export const mapEffect: {
 )
 
 /**
+ * Maps a batch at a time with a service created once per instance by the
+ * scoped effect `acquire` (a connection pool), released when the job ends:
+ * `f` answers every record of the batch, in order, with one effect (a lookup
+ * asking a database once for the keys of the batch; Jet's
+ * `mapUsingServiceAsyncBatched`). As after `mapEffect`, the records have no
+ * event time any more.
+ */
+export const mapBatchedUsingService: {
+  <S, E2, R2, A, B, E3, R3>(
+    acquire: Effect.Effect<S, E2, R2>,
+    f: (service: S, batch: ReadonlyArray<A>) => Effect.Effect<ReadonlyArray<B>, E3, R3>
+  ): <E, R, T>(self: Stage<A, Unkeyed, E, R, T>) => Stage<B, Unkeyed, E | E2 | E3, R | Exclude<R2, Scope.Scope> | R3>
+  <A, E, R, T, S, E2, R2, B, E3, R3>(
+    self: Stage<A, Unkeyed, E, R, T>,
+    acquire: Effect.Effect<S, E2, R2>,
+    f: (service: S, batch: ReadonlyArray<A>) => Effect.Effect<ReadonlyArray<B>, E3, R3>
+  ): Stage<B, Unkeyed, E | E2 | E3, R | Exclude<R2, Scope.Scope> | R3>
+} = dual(
+  3,
+  (self: AnyStage, acquire: Effect.Effect<any, any, any>, fn: (s: any, batch: ReadonlyArray<any>) => Effect.Effect<ReadonlyArray<any>, any, any>) =>
+    next({ kind: "mapBatched", input: self.node, acquire, fn })
+)
+
+/**
  * Maps with a service created once per instance by the scoped effect `acquire`
  * (a client, a model, a cache) and released when the job ends.
  */

@@ -13,6 +13,8 @@ import { PlanError } from "../errors.ts"
 import { Accumulate, CoGroupCombine, Combine, RollingAggregate } from "../operator/Aggregation.ts"
 import { HashJoin, MAIN, SIDE } from "../operator/HashJoin.ts"
 import { Expiry } from "../operator/Expiry.ts"
+import { failAt } from "../operator/failure.ts"
+import { mapBatched } from "../operator/MapBatched.ts"
 import { mapEffect } from "../operator/MapEffect.ts"
 import { async, type Operator, sync } from "../operator/Operator.ts"
 import { Rejecting } from "../operator/Rejecting.ts"
@@ -362,6 +364,12 @@ export const plan = (pipeline: Pipeline<any, any>, options: PlanOptions): Dag =>
         const granularity = watermarkGranularity(node)
         addOp(v, name, () => new WithTimestamps(name, fn, allowedLag, granularity, node.idleTimeout))
         v.idleTimeout = node.idleTimeout
+        return v
+      }
+      case "mapBatched": {
+        const v = fuseBare(node.input)
+        const { acquire, fn } = node
+        addStep(v, name, () => Effect.map(Effect.catch(acquire, failAt(name, undefined)), (service) => async(mapBatched(name, service, fn))))
         return v
       }
       case "mapEffect": {

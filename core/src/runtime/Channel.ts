@@ -51,6 +51,8 @@ export class Channel<T> implements Outlet<T> {
   private blocked: (() => void) | undefined = undefined
   /** The most items this channel ever held (for metrics and backpressure tests). */
   highWater = 0
+  /** Milliseconds its producer waited on it, full (back-pressured); timed only when it waits. */
+  blockedMs = 0
 
   readonly capacity: number
   private readonly consumer: Signal
@@ -72,6 +74,7 @@ export class Channel<T> implements Outlet<T> {
         this.push(item)
         return Effect.void
       }
+      const since = performance.now()
       return Effect.andThen(
         Effect.callback<void>((resume) => {
           this.blocked = () => resume(Effect.void)
@@ -79,7 +82,11 @@ export class Channel<T> implements Outlet<T> {
             this.blocked = undefined
           })
         }),
-        this.offer(item)
+        // Until the producer runs again: on a shared thread, the consumer's turn is part of the wait.
+        Effect.suspend(() => {
+          this.blockedMs += performance.now() - since
+          return this.offer(item)
+        })
       )
     })
   }

@@ -1,5 +1,5 @@
-import { Effect } from "effect"
-import { ConnectorError, SinkError, SourceError } from "../errors.ts"
+import { Deferred, Effect, Fiber } from "effect"
+import { ConnectorError, SourceError } from "../errors.ts"
 import type { Dag, Edge } from "../plan/Dag.ts"
 import type { KeyedColumns, RestoredState } from "../operator/Operator.ts"
 import { partitionOf } from "../plan/partition.ts"
@@ -8,8 +8,8 @@ import { FINAL_SNAPSHOT, type Snapshots } from "../snapshot/Coordinator.ts"
 import { type Snapshot, unpackState } from "../snapshot/Snapshot.ts"
 import { Channel, type Outlet, Signal } from "./Channel.ts"
 import { DONE, type Item } from "./Control.ts"
-import { Counters, type InstanceMetrics } from "./Metrics.ts"
-import { type Input, type Output, runTasklet } from "./Tasklet.ts"
+import { Counters, type InstanceMetrics, type Sampled } from "./Metrics.ts"
+import { type Input, type Output, runTasklet, sinkError } from "./Tasklet.ts"
 
 export interface ExecutionOptions {
   readonly batchSize: number
@@ -139,9 +139,21 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
     }
   }
   const counters = dag.vertices.map((v) => Array.from({ length: v.parallelism }, () => new Counters()))
+  const draining = { requested: false }
+
+  // With a coordinator, the sinks' final transactions (and the sources' final commits) are
+  // committed by `finish`, once every tasklet here has ended: until then each keeps its scope
+  // open, and with it the connections those commits go through.
+  let ended = 0
+  const allEnded = Deferred.makeUnsafe<void>()
+  const finished = Deferred.makeUnsafe<void>()
+  const heldOpen = Effect.suspend(() => {
+    if (++ended === all.length) Deferred.doneUnsafe(allEnded, Effect.void)
+    return Deferred.await(finished)
+  })
 
   const instance = (vertexId: number, instance: number) =>
-    Effect.scoped(Effect.gen(function*() {
+    Effect.scoped(Effect.andThen(Effect.gen(function*() {
       const vertex = dag.vertices[vertexId]!
       const ctx = { instance, instances: vertex.parallelism }
       const source = vertex.source
@@ -161,12 +173,12 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
               job: options.job,
               execution: placement?.execution ?? options.execution
             }),
-            (cause) => new SinkError({ sink: sink.name, cause })
+            sinkError(sink.name)
           ),
           (writer) => {
             if (writer.commit && coordinator && !ended) {
               const commit = writer.commit
-              coordinator.register(taskletKey, (id) => Effect.mapError(commit(id), (cause) => new SinkError({ sink: sink.name, cause })))
+              coordinator.register(taskletKey, (id) => Effect.mapError(commit(id), sinkError(sink.name)))
             }
             return { name: sink.name, writer }
           }
@@ -198,6 +210,12 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         }), (cause) =>
           cause instanceof ConnectorError ? cause : new SourceError({ source: source.name, cause }))
         : undefined
+      // A source that releases its input upstream once a snapshot holding its position is durable.
+      if (reader?.commit && coordinator) {
+        const commit = reader.commit
+        coordinator.register(`${taskletKey}/source`, (id) =>
+          Effect.mapError(commit(id), (cause) => cause instanceof ConnectorError ? cause : new SourceError({ source: source!.name, cause })))
+      }
       // A step fails to start only with a stage's own error (a resource's), already annotated.
       const steps = yield* Effect.forEach(vertex.steps, (s) => s.make(ctx))
       if (restored) {
@@ -223,12 +241,15 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
         batchSize: options.batchSize,
         partitionCount: dag.partitionCount,
         counters: counters[vertexId]![instance]!,
-        coordinator
+        coordinator,
+        draining
       })
-    }))
+    }), options.coordinator ? heldOpen : Effect.void))
 
+  // What a stage, a connector or the runtime logs names the job, the vertex and the instance.
   const all = dag.vertices.flatMap((v) =>
-    Array.from({ length: v.parallelism }, (_, i) => (hosted(v.id, i) ? [instance(v.id, i)] : [])).flat()
+    Array.from({ length: v.parallelism }, (_, i) =>
+      hosted(v.id, i) ? [Effect.annotateLogs(instance(v.id, i), { job: options.job, vertex: v.name, instance: i })] : []).flat()
   )
   const tasklets = Effect.andThen(
     Effect.sync(() => placement?.started?.(all.length)),
@@ -236,32 +257,69 @@ export const deploy = (dag: Dag, options: ExecutionOptions) => {
   )
   const { coordinator, snapshotInterval } = options
   const run = coordinator
-    ? Effect.andThen(
-      Effect.raceFirst(tasklets, coordinator.drive(snapshotInterval)),
-      coordinator.finish()
-    )
+    ? Effect.gen(function*() {
+      const running = yield* Effect.forkChild(tasklets)
+      // Joined too, so that a failing tasklet fails the run at once.
+      yield* Effect.raceFirst(Effect.raceFirst(Fiber.join(running), Deferred.await(allEnded)), coordinator.drive(snapshotInterval))
+      yield* coordinator.finish()
+      Deferred.doneUnsafe(finished, Effect.void)
+      yield* Fiber.join(running)
+    })
     : tasklets
 
-  const metrics = (): ReadonlyArray<InstanceMetrics> =>
-    dag.vertices.flatMap((v) =>
-      counters[v.id]!.map((c, i) => ({
-        vertex: v.name,
-        instance: i,
-        recordsIn: c.recordsIn,
-        recordsOut: c.recordsOut,
-        batchesIn: c.batchesIn,
-        batchesOut: c.batchesOut,
-        lateEvents: c.lateEvents,
-        retries: c.retries,
-        deadLetters: c.deadLetters,
-        watermark: c.watermark,
-        queues: inputs[v.id]![i]!.map((input) => ({
-          size: input.channel.size,
-          highWater: input.channel.highWater,
-          capacity: input.channel.capacity
-        }))
-      }))
-    )
+  /** Milliseconds instance `i` of `vertex` waited on full channels of its own (a remote outlet does not say). */
+  const backPressuredMs = (vertex: number, i: number) => {
+    let ms = 0
+    for (const o of outputs[vertex]![i]!) for (const c of o.channels) if (c instanceof Channel) ms += c.blockedMs
+    return ms
+  }
+  /** What the rates are derived from, per instance in the order of `metrics`. */
+  const sampled = (): ReadonlyArray<Sampled> =>
+    dag.vertices.flatMap((v) => counters[v.id]!.map((c, i): Sampled => [c.recordsIn, c.recordsOut, c.idleMs, backPressuredMs(v.id, i), c.processMs]))
 
-  return { run, metrics }
+  /** Live counters of every instance; `rate(index)` gives the per-second rates of the `index`-th's `Sampled`. */
+  const metrics = (now: number, rate: (index: number) => Sampled): ReadonlyArray<InstanceMetrics> => {
+    let index = 0
+    return dag.vertices.flatMap((v) =>
+      counters[v.id]!.map((c, i) => {
+        const [recordsInRate, recordsOutRate, idleRate, backPressuredRate, processing] = rate(index++)
+        const busyRate = Math.max(0, processing - backPressuredRate)
+        // A wait that began before the interval is counted in it whole: scaled back to a second.
+        const scale = Math.min(1, 1000 / (idleRate + backPressuredRate + busyRate || 1))
+        return {
+          vertex: v.name,
+          instance: i,
+          source: v.source?.name,
+          sink: v.sink?.name,
+          recordsIn: c.recordsIn,
+          recordsOut: c.recordsOut,
+          recordsInRate,
+          recordsOutRate,
+          batchesIn: c.batchesIn,
+          batchesOut: c.batchesOut,
+          idleTimeMsPerSecond: idleRate * scale,
+          backPressuredTimeMsPerSecond: backPressuredRate * scale,
+          busyTimeMsPerSecond: busyRate * scale,
+          lateEvents: c.lateEvents,
+          retries: c.retries + (c.sinkRetries?.() ?? 0),
+          deadLetters: c.deadLetters,
+          watermark: c.watermark,
+          progress: c.progress?.(),
+          watermarkLag: c.watermark === -Infinity || c.watermark === Infinity ? undefined : now - c.watermark,
+          queues: inputs[v.id]![i]!.map((input) => ({
+            size: input.channel.size,
+            highWater: input.channel.highWater,
+            capacity: input.channel.capacity
+          }))
+        }
+      })
+    )
+  }
+
+  /** Asks the sources to stop reading, as if their input ended: what they read flows on and closes every window. */
+  const drain = () => {
+    draining.requested = true
+  }
+
+  return { run, metrics, sampled, drain }
 }

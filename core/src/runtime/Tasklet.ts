@@ -54,6 +54,8 @@ export interface TaskletSpec {
   readonly counters: Counters
   /** Set when the job has a processing guarantee. */
   readonly coordinator: Snapshots | undefined
+  /** Set when the job is stopped with drain: a source reads no more and ends as a bounded one does. */
+  readonly draining?: { readonly requested: boolean } | undefined
 }
 
 type SyncOp = Operator<unknown, unknown>
@@ -72,6 +74,7 @@ const YIELD_INTERVAL_MS = 5
  */
 export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any> => {
   const { steps, counters, batchSize } = spec
+  counters.sinkRetries = spec.sink?.writer.retries
   const allSync = steps.every((s) => s._tag === "Sync")
   const syncOps = steps.flatMap((s, i) => (s._tag === "Sync" ? [{ op: s.op as SyncOp, index: i }] : []))
   // A step that assigns timestamps makes the watermarks of this vertex; upstream ones stop here.
@@ -193,7 +196,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
   }
 
   const write = (sink: { readonly name: string; readonly writer: SinkWriter<unknown> }, batch: ReadonlyArray<unknown>) =>
-    Effect.mapError(sink.writer.write(batch), (cause) => (cause instanceof StageError ? cause : new SinkError({ sink: sink.name, cause })))
+    Effect.mapError(sink.writer.write(batch), sinkError(sink.name))
 
   /** Late records the operators put aside: counted, and written to the late-events sink if there is one. */
   const drainLate = Effect.suspend(() => {
@@ -296,7 +299,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     for (const sink of [spec.sink, spec.lateSink, spec.deadLetterSink]) {
       if (!sink) continue
       const { writer, name } = sink
-      const failed = (cause: unknown) => new SinkError({ sink: name, cause })
+      const failed = sinkError(name)
       // The last transaction of a two-phase-commit sink: committed once the whole job has
       // succeeded (by the coordinator), or right away when no snapshot could restore it.
       if (writer.prepare) yield* Effect.mapError(writer.prepare(FINAL_SNAPSHOT), failed)
@@ -308,13 +311,17 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
   })
 
   const taskletKey = `${spec.vertex}#${spec.instance}`
-  const position = () =>
-    spec.source?.reader.position ? [spec.sourceKey!, spec.instance, spec.source.reader.position()] as const : undefined
+  const position = (snapshot?: number) =>
+    spec.source?.reader.position ? [spec.sourceKey!, spec.instance, spec.source.reader.position(snapshot)] as const : undefined
 
-  /** This tasklet's part of snapshot `id`: operator state, source position, sink transaction. */
-  const snapshot = (coordinator: Snapshots, id: number) =>
+  /**
+   * This tasklet's part of snapshot `id`: operator state, source position, sink transaction;
+   * `alignmentMs`, how long its first input's barrier waited for the others.
+   */
+  const snapshot = (coordinator: Snapshots, id: number, alignmentMs = 0) =>
     Effect.gen(function*() {
       const states: Array<StepState> = []
+      let entries = 0
       for (const { op, index } of syncOps) {
         if (!op.saveState) continue
         const keys: Array<unknown> = []
@@ -330,22 +337,24 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
             keyedColumns: (tag, keys, values) => void keyed.push([tag, keys, values]),
             local: (v) => void local.push(v)
           }))
+        for (const [, keys] of keyed) entries += keys.length
         states.push({ stage: spec.stateKeys[index]!, instance: spec.instance, chunks: packState({ keyed, local }) })
       }
       for (const sink of [spec.sink, spec.lateSink, spec.deadLetterSink]) {
         if (sink?.writer.prepare) {
-          yield* Effect.mapError(sink.writer.prepare(id), (cause) => new SinkError({ sink: sink.name, cause }))
+          yield* Effect.mapError(sink.writer.prepare(id), sinkError(sink.name))
         }
       }
-      const at = position()
+      const at = position(id)
       yield* broadcast(new Barrier(id))
-      yield* coordinator.ack(id, taskletKey, { steps: states, position: at })
+      yield* coordinator.ack(id, taskletKey, { steps: states, position: at, keys: entries, alignmentMs })
     })
 
   const fromSource = (name: string, reader: SourceReader<unknown>) =>
     Effect.gen(function*() {
       let lastData = Date.now()
       let idle = false
+      counters.progress = reader.progress
       const pull = Effect.mapError(reader.pull, (cause) => (cause instanceof ConnectorError ? cause : new SourceError({ source: name, cause })))
       // A source of splits with the timestamps stage right here: a watermark per split.
       const splits = generator?.op.fromSplit ? reader.splits : undefined
@@ -359,7 +368,9 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
           // After a terminal snapshot nothing more is read: the job stops with nothing to replay.
           if (barrier === coordinator.terminal) return yield* Effect.never
         }
+        if (spec.draining?.requested) break
         const before = origins && !reader.origin ? reader.position?.() : undefined
+        const pulled = performance.now()
         const batch = yield* pull
         if (reader.retries) counters.retries = reader.retries()
         if (batch === undefined) break
@@ -369,15 +380,24 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
           idle = false
           if (splits) generator!.op.fromSplit!(splits.current()!, splits.takeAdded(), splits.takeEnded())
           yield* process(0, batch)
+          // A source's work is its pull and the processing of what it brought.
+          counters.processMs += performance.now() - pulled
           continue
         }
-        // No data now: after the idle timeout, stop holding back downstream watermarks.
+        // No data now: splits that ended or went idle meanwhile may let the watermark on.
+        if (splits) {
+          generator!.op.fromSplit!(undefined, splits.takeAdded(), splits.takeEnded())
+          yield* afterBatch
+        }
+        // After the idle timeout, stop holding back downstream watermarks.
         if (!idle && spec.idleTimeout !== undefined && Date.now() - lastData >= spec.idleTimeout) {
           idle = true
           yield* broadcast(IDLE)
         }
         if (tickInterval !== undefined) yield* tick
         yield* Effect.yieldNow
+        // A pull without data, and what followed it: waiting for input.
+        counters.idleMs += performance.now() - pulled
       }
     })
 
@@ -394,6 +414,8 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
   }
 
   let aligned = spec.coordinator?.completed ?? 0
+  // When the first input delivered the barrier being aligned.
+  let alignmentStart: number | undefined
   /** Once every input delivered the pending barrier (or ended): snapshot, pass it on, release held inputs. */
   const alignBarrier = Effect.suspend(() => {
     const coordinator = spec.coordinator
@@ -404,7 +426,9 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
     if (pending <= aligned || (id !== Infinity && id < pending)) return Effect.void
     aligned = pending
     for (const input of spec.inputs) input.blocked = false
-    return snapshot(coordinator, pending)
+    const alignmentMs = alignmentStart === undefined ? 0 : performance.now() - alignmentStart
+    alignmentStart = undefined
+    return snapshot(coordinator, pending, alignmentMs)
   })
 
   const onControl = (from: Input, item: Control) =>
@@ -419,6 +443,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
           break
         case "Barrier":
           from.barrier = item.id
+          if (item.id > aligned) alignmentStart ??= performance.now()
           from.blocked = spec.coordinator?.guarantee === "exactly-once"
           yield* alignBarrier
           return
@@ -463,14 +488,18 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
         yield* tick
       }
       if (item === undefined || from === undefined) {
+        const since = performance.now()
         yield* tickInterval === undefined
           ? spec.signal.wait
           : Effect.raceFirst(spec.signal.wait, Effect.sleep(tickInterval))
+        counters.idleMs += performance.now() - since
         continue
       }
       if (Array.isArray(item)) {
         from.idle = false
+        const since = performance.now()
         yield* process(from.ordinal, item)
+        counters.processMs += performance.now() - since
         continue
       }
       if ((item as Control)._tag === "Done") open--
@@ -480,3 +509,7 @@ export const runTasklet = (spec: TaskletSpec): Effect.Effect<void, unknown, any>
 
   return Effect.andThen(spec.source ? fromSource(spec.source.name, spec.source.reader) : fromInputs, complete)
 }
+
+/** A sink's failure as the job reports it: a connector that gave up, or a stage that failed inside the sink, as they are. */
+export const sinkError = (sink: string) => (cause: unknown) =>
+  cause instanceof StageError || cause instanceof ConnectorError ? cause : new SinkError({ sink, cause })

@@ -12,6 +12,7 @@
 import { Effect } from "effect"
 import { type Snapshot, SnapshotError, type StepState } from "./Snapshot.ts"
 import { DEFAULT_RETAINED, load, prune, type SnapshotStore } from "./SnapshotStore.ts"
+import { remember, type SnapshotInfo } from "../runtime/Metrics.ts"
 
 export type Guarantee = "none" | "at-least-once" | "exactly-once"
 
@@ -24,6 +25,10 @@ type Position = readonly [vertex: string, instance: number, position: unknown]
 export interface Contribution {
   readonly steps: ReadonlyArray<StepState>
   readonly position: Position | undefined
+  /** Keyed state entries in `steps`. */
+  readonly keys?: number | undefined
+  /** How long the tasklet's inputs took to align on the barrier (ms). */
+  readonly alignmentMs?: number | undefined
 }
 
 /**
@@ -63,6 +68,7 @@ export class Coordinator implements Snapshots {
   private readonly store: SnapshotStore
   private readonly tasklets: number
   private readonly retain: number
+  private readonly history: Array<SnapshotInfo>
 
   constructor(
     job: string,
@@ -70,8 +76,11 @@ export class Coordinator implements Snapshots {
     tasklets: number,
     guarantee: Exclude<Guarantee, "none">,
     startAfter: number,
-    retain = DEFAULT_RETAINED
+    retain = DEFAULT_RETAINED,
+    /** Where each snapshot's id, timing, size and outcome are recorded (the job's metrics). */
+    history: Array<SnapshotInfo> = []
   ) {
+    this.history = history
     this.job = job
     this.store = store
     this.tasklets = tasklets
@@ -111,6 +120,7 @@ export class Coordinator implements Snapshots {
     if (this.requested !== this.completed || this.terminal !== 0) return false
     this.requested++
     if (terminal) this.terminal = this.requested
+    remember(this.history, { id: this.requested, start: Date.now(), duration: undefined, alignment: undefined, bytes: 0, keys: 0, status: "in-progress" })
     return true
   }
 
@@ -150,6 +160,22 @@ export class Coordinator implements Snapshots {
     const markCompleted = () => {
       this.completed = id
     }
+    const record = (status: SnapshotInfo["status"]) =>
+      Effect.sync(() => {
+        const at = this.history.findLastIndex((s) => s.id === id)
+        if (at < 0) return
+        const { start } = this.history[at]!
+        let bytes = 0
+        for (const step of snapshot.steps) for (const chunk of step.chunks) bytes += chunk.byteLength
+        let keys = 0
+        let alignment = 0
+        for (const c of all.values()) {
+          keys += c.keys ?? 0
+          alignment = Math.max(alignment, c.alignmentMs ?? 0)
+        }
+        // In whole milliseconds, as the duration: never more than it.
+        this.history[at] = { id, start, duration: Date.now() - start, alignment: Math.floor(alignment), bytes, keys, status }
+      })
     return Effect.gen(function*() {
       yield* store.save(snapshot)
       // Only a snapshot that reads back intact may commit output: a restore will need it.
@@ -162,6 +188,6 @@ export class Coordinator implements Snapshots {
         if (ended.has(tasklet)) yield* commit(FINAL_SNAPSHOT)
       }
       yield* prune(store, job, retain)
-    })
+    }).pipe(Effect.onExit((exit) => record(exit._tag === "Success" ? "completed" : "failed")))
   }
 }
