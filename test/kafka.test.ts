@@ -422,14 +422,21 @@ describe.skipIf(!node)("Kafka end to end", () => {
 
     /** Runs the job as a process of its own; SIGKILLs it `killAfter` ms after it runs (or it kills itself at a commit). */
     const launch = (killAfter: number | undefined, killAtCommit?: number) =>
-      new Promise<number | null>((resolve, reject) => {
-
+      new Promise<number | null | "stuck">((resolve, reject) => {
         const child = spawn(process.execPath, [...runtimeArgs, script, brokers, input, output, snapshots, "e2e"], {
           stdio: ["ignore", "pipe", "inherit"],
           env: { ...process.env, TRIBUTARY_KILL_AT_COMMIT: String(killAtCommit ?? 0) }
         })
+        // Under load a process has been seen to stall before its job runs (open issue 18): killed, it is one more crash.
+        const start = setTimeout(() => {
+          clearTimeout(guard)
+          child.kill("SIGKILL")
+          resolve("stuck")
+        }, 20_000)
         child.stdout!.on("data", (chunk: Buffer) => {
-          if (killAfter !== undefined && chunk.toString().includes("running")) setTimeout(() => child.kill("SIGKILL"), killAfter)
+          if (!chunk.toString().includes("running")) return
+          clearTimeout(start)
+          if (killAfter !== undefined) setTimeout(() => child.kill("SIGKILL"), killAfter)
         })
         // A run that hangs fails the test saying so, rather than at the test's timeout.
         const guard = setTimeout(() => {
@@ -439,16 +446,21 @@ describe.skipIf(!node)("Kafka end to end", () => {
         child.once("error", reject)
         child.once("exit", (code, signal) => {
           clearTimeout(guard)
+          clearTimeout(start)
           resolve(signal === "SIGKILL" ? null : code)
         })
       })
     try {
       const random = (seed: number) => 150 + ((seed * 7919) % 500)
+      const run = async (killAfter: number | undefined, killAtCommit?: number) => {
+        const first = await launch(killAfter, killAtCommit)
+        return first === "stuck" ? launch(killAfter, killAtCommit) : first
+      }
       // Killed at random moments twice, then at the third commit after a snapshot completed.
-      expect(await launch(random(Date.now() % 1000))).toBe(null)
-      expect(await launch(random(Date.now() % 997))).toBe(null)
-      expect(await launch(undefined, 3)).toBe(null)
-      expect(await launch(undefined)).toBe(0)
+      expect(await run(random(Date.now() % 1000))).toBe(null)
+      expect(await run(random(Date.now() % 997))).toBe(null)
+      expect(await run(undefined, 3)).toBe(null)
+      expect(await run(undefined)).toBe(0)
       // Not blocking: the test broker answers from this process.
       const { stdout: read } = await promisify(execFile)("kcat", ["-C", "-b", brokers, "-t", output, "-e", "-q", "-X", "isolation.level=read_committed", "-f", "%s\\n"], { encoding: "utf8" })
       const lines = read.split("\n").filter((l) => l.length > 0).sort()
