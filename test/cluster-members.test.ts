@@ -5,7 +5,7 @@
  * with SIGKILL mid-job, the coordinator's own member among them.
  */
 import { Effect } from "effect"
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, execFile, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -333,4 +333,85 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expect(closed).toBe(true)
     await until("both refusals to be logged", () => (m.log.match(/runner: refused a connection/g) ?? []).length >= 2)
   })
+
+  it("the coordinator serves the management API wherever it runs: members, REST submit, the job's graph and rising counters from every member, suspend and resume exactly-once, restart, cancel; nothing without the secret", async () => {
+    const cluster = newCluster("manage")
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-manage-"))
+    const managementPort = await freePort()
+    const flags = ["--management-port", String(managementPort)]
+    const members = await Promise.all([member(cluster, out, flags), member(cluster, out, flags), member(cluster, out, flags)])
+    await until("the management server", () => members.some((m) => m.log.includes(`management server listens on http://127.0.0.1:${managementPort}`)))
+    const base = `http://127.0.0.1:${managementPort}/api`
+    const api = async (route: string, method = "GET", body?: unknown, token = secret) => {
+      const response = await fetch(`${base}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(20_000)
+      }).catch((e) => {
+        throw new Error(`${method} ${route}: ${e} (${e.cause}):\n${members.map((m) => m.log.slice(-3000)).join("\n---\n")}`)
+      })
+      return { status: response.status, body: await response.json().catch(() => undefined) as any }
+    }
+    const poll = async <A>(what: string, read: () => Promise<A>, done: (a: A) => boolean) => {
+      for (const deadline = Date.now() + 30_000;;) {
+        const a = await read().catch(() => undefined)
+        if (a !== undefined && done(a)) return a
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(a)?.slice(0, 2000)}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    await until("the members to join", () => members.every((m) => /joined the coordinator/.test(m.log)))
+    // Without the secret nothing is read, nothing submitted.
+    expect((await api("/members", "GET", undefined, "a wrong secret")).status).toBe(401)
+    expect((await api("/jobs", "POST", { module: jobs, export: "streaming" }, "a wrong secret")).status).toBe(401)
+    const listed = await poll("three members", () => api("/members"), (r) => r.status === 200 && r.body.filter((m: any) => m.state === "up").length === 3)
+    expect(listed.body.filter((m: any) => m.coordinator).length).toBe(1)
+
+    const streaming = { module: jobs, export: "streamingSlow", name: "managed", guarantee: "exactly-once", snapshotIntervalMs: 300 }
+    expect((await api("/jobs", "POST", streaming)).body).toEqual({ id: "managed", name: "managed", status: "running" })
+    expect((await api("/jobs", "POST", { ...streaming, export: "appended" })).status).toBe(409)
+    expect((await api("/jobs", "POST", { module: "relative.ts" })).body.reason).toMatch(/absolute path or a URL/)
+    const detail = await poll("the graph", () => api("/jobs/managed"), (r) => r.body?.graph?.vertices.length > 0)
+    expect(detail.body.graph.vertices.some((v: any) => v.source === "generator")).toBe(true)
+    // Counters from every member's share: the source's three instances (one per member), rising.
+    const sourceIn = (m: any) => m.instances.filter((i: any) => i.source === "generator").reduce((n: number, i: any) => n + i.recordsIn, 0)
+    const first = await poll("counters from three source instances", () => api("/jobs/managed/metrics"), (r) =>
+      new Set(r.body.instances.filter((i: any) => i.source === "generator").map((i: any) => i.instance)).size === 3 && sourceIn(r.body) > 0)
+    await poll("rising counters", () => api("/jobs/managed/metrics"), (r) => sourceIn(r.body) > sourceIn(first.body))
+
+    // Suspended at a terminal snapshot, resumed from it: the output is still each record once.
+    expect((await api("/jobs/managed/suspend", "POST")).body.status).toBe("suspended")
+    expect((await api("/jobs")).body).toContainEqual({ id: "managed", name: "managed", status: "suspended" })
+    const snapshots = (await api("/jobs/managed/snapshots")).body
+    expect(snapshots.some((s: any) => s.status === "completed")).toBe(true)
+    expect((await api("/jobs/managed/suspend", "POST")).status).toBe(409)
+    expect((await api("/jobs/managed/resume", "POST")).body.status).toBe("running")
+    await poll("the resumed job to complete", () => api("/jobs/managed"), (r) => r.body.status === "completed")
+    expectExactOutput(out)
+
+    // The CLI reads the same server, with the cluster secret.
+    const cliJson = (...args: Array<string>) =>
+      new Promise<any>((resolve, reject) =>
+        execFile(process.execPath, [...runtimeArgs, cli, ...args, "--url", `http://127.0.0.1:${managementPort}`, "--json"], {
+          encoding: "utf8",
+          env: { ...process.env, TRIBUTARY_SECRET: secret, TRIBUTARY_TOKEN: "" }
+        }, (error, stdout, stderr) => (error ? reject(new Error(stderr)) : resolve(JSON.parse(stdout)))))
+    expect((await cliJson("members")).length).toBe(3)
+    expect(await cliJson("jobs", "list")).toContainEqual({ id: "managed", name: "managed", status: "completed" })
+
+    // An unbounded job: restarted, then its coordinator's member killed: the next coordinator serves it; cancelled.
+    expect((await api("/jobs", "POST", { module: jobs, export: "endless", name: "endless", guarantee: "at-least-once", snapshotIntervalMs: 200 })).status).toBe(200)
+    await poll("the endless job's counters", () => api("/jobs/endless/metrics"), (r) => sourceIn(r.body) > 0)
+    expect((await api("/jobs/endless/restart", "POST")).body.status).toBe("running")
+    await poll("counters after the restart", () => api("/jobs/endless/metrics"), (r) => sourceIn(r.body) > 0)
+    const old = coordinatorOf(members)
+    old.child.kill("SIGKILL")
+    await poll("a new coordinator's management server", () => api("/members"), (r) =>
+      r.status === 200 && r.body.filter((m: any) => m.state === "up").length === 2)
+    await poll("the endless job running again", () => api("/jobs/endless/metrics"), (r) => sourceIn(r.body) > 0)
+    expect((await api("/jobs/endless/cancel", "POST")).body.status).toBe("cancelled")
+    const cancelled = await run(Effect.flip(Client.awaitJob({ cluster, postgres, name: "endless" })))
+    expect(cancelled.message).toMatch(/cancelled/)
+  }, 120_000)
 })

@@ -2,13 +2,14 @@
  * `tributary`, on effect's `cli` module (help, `--completions`, parse errors from it):
  *
  *   tributary member --cluster <name> --postgres <url> --port <runner port> [--host <interface>] [--shard-lock-expiration <ms>]
- *                    [--log-level <level>] [--log-format text|json]
+ *                    [--management-port <port>] [--log-level <level>] [--log-format text|json]
  *   tributary submit <module> --cluster <name> --postgres <url> [--export <name>] [--name <job>] [--guarantee ...]
  *                    [--parallelism <n>] [--snapshot-interval <ms>] [--max-failures <n>] [--failure-interval <ms>]
  *                    [--scale-up-delay <ms>] [--wait]
  *   tributary jobs list | status <id> | cancel <id> | suspend <id> | resume <id> | restart <id> | stop <id> [--no-drain]
  *                  [--url <management server>] [--json]
  *   tributary snapshots list <id> | export <id> <name> | delete <id> <name>   [--url <management server>] [--json]
+ *   tributary members [--url <management server>] [--json]
  *
  * A member leaves gracefully on SIGTERM or Ctrl-C (its part of the running job
  * moves to the other members from a terminal snapshot, so nothing is replayed
@@ -71,6 +72,7 @@ const member = Command.make("member", {
   port: Flag.Int("port").pipe(Flag.withDescription("port of this member's runner")),
   host: Flag.String("host").pipe(Flag.withDescription("interface to listen on"), Flag.optional),
   shardLockExpiration: whole("shard-lock-expiration", "ms after which a silent member's shards move"),
+  managementPort: whole("management-port", "port of the management server while the coordinator runs here (default 8081)"),
   logLevel: Flag.Literals("log-level", ["Trace", "Debug", "Info", "Warn", "Error", "None"]).pipe(
     Flag.withDescription("the least level logged (default Info)"),
     Flag.withDefault("Info" as const)
@@ -87,6 +89,7 @@ const member = Command.make("member", {
       port: flags.port,
       host: Option.getOrUndefined(flags.host),
       shardLockExpiration: millis(flags.shardLockExpiration),
+      management: { port: Option.getOrUndefined(flags.managementPort) },
       // SIGTERM (and Ctrl-C): leave gracefully; a second one stops at once.
       leave: Deferred.await(leaving())
     })
@@ -151,7 +154,9 @@ const management = {
 
 const call = (url: string, path: string, method: "GET" | "POST" | "DELETE", payload?: unknown) =>
   Effect.gen(function*() {
-    const token = yield* fromEnv("TRIBUTARY_TOKEN", "the management token")
+    const token = yield* Effect.catch(fromEnv("TRIBUTARY_TOKEN", "the management token"), () =>
+      Effect.mapError(fromEnv("TRIBUTARY_SECRET", "the cluster secret"), () =>
+        new UsageError({ message: "set the management token in TRIBUTARY_TOKEN (or a cluster's secret in TRIBUTARY_SECRET)" })))
     const headers = { authorization: `Bearer ${token}`, ...(payload === undefined ? {} : { "content-type": "application/json" }) }
     const response = yield* Effect.tryPromise({
       try: () => fetch(`${url}/api${path}`, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) }),
@@ -248,9 +253,18 @@ const snapshots = Command.make("snapshots").pipe(
   Command.withSubcommands([snapshotList, snapshotExport, snapshotDelete])
 )
 
+type MemberView = { readonly index: number; readonly host: string; readonly port: number; readonly state: string; readonly coordinator: boolean }
+
+const members = Command.make("members", management, ({ url, json }) =>
+  Effect.flatMap(call(url, "/members", "GET"), (all: ReadonlyArray<MemberView>) =>
+    Console.log(json ? JSON.stringify(all) : all.map((m) =>
+      `${m.index}\t${m.host}:${m.port}\t${m.state}${m.coordinator ? "\tcoordinator" : ""}`).join("\n")))).pipe(
+    Command.withDescription("the members of the cluster whose coordinator serves --url (index, link address, state)")
+  )
+
 const tributary = Command.make("tributary").pipe(
   Command.withDescription("Tributary: members of a cluster, jobs and their management"),
-  Command.withSubcommands([member, submit, jobs, snapshots])
+  Command.withSubcommands([member, submit, jobs, snapshots, members])
 )
 
 await Effect.runPromise(Command.runWith(tributary, { version: "0.1.0" })(process.argv.slice(2)).pipe(

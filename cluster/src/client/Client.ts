@@ -9,8 +9,7 @@
  * accepted without starting a second copy).
  */
 import { PgClient } from "@effect/sql-pg"
-import { RestartPolicy } from "@tributary/core"
-import { Data, Duration, Effect, Redacted, Schedule } from "effect"
+import { Data, type Duration, Effect, Redacted, Schedule } from "effect"
 import * as Control from "../coordinator/Control.ts"
 import type { JobSettings } from "../coordinator/JobCoordinator.ts"
 import * as Registry from "../coordinator/Registry.ts"
@@ -63,23 +62,8 @@ const submitOnce = (cluster: string, secret: string, submission: Control.Submiss
 /** Submits the job; returns its name once the coordinator accepted it. */
 export const submit = (options: SubmitOptions) =>
   Effect.gen(function*() {
-    const name = options.name ?? `${options.module.split("/").pop()}-${Date.now()}`
-    const policy = yield* Effect.try({
-      try: () => RestartPolicy.fromOptions(options),
-      catch: (e) => new JobError({ job: name, reason: e instanceof Error ? e.message : String(e) })
-    })
-    const submission: Control.Submission = {
-      name,
-      module: options.module,
-      export: options.export ?? "pipeline",
-      options: {
-        guarantee: options.processingGuarantee ?? "none",
-        parallelism: options.parallelism ?? 1,
-        snapshotIntervalMs: Duration.toMillis(options.snapshotInterval ?? "10 seconds"),
-        scaleUpDelayMs: Duration.toMillis(options.scaleUpDelay ?? "10 seconds"),
-        ...Registry.encodePolicy(policy)
-      }
-    }
+    const submission = yield* Effect.mapError(Control.submission(options), (reason) => new JobError({ job: options.name ?? options.module, reason }))
+    const { name } = submission
     const reply = yield* submitOnce(options.cluster, options.secret, submission).pipe(
       Effect.retry({
         while: (error) => error._tag === "Unreachable",
@@ -91,13 +75,15 @@ export const submit = (options: SubmitOptions) =>
     return name
   }).pipe(withRegistry(options.postgres))
 
-/** Waits for the job's end; fails with its reason if it failed. */
+/** Waits for the job's end; fails with its reason if it failed or was cancelled. */
 export const awaitJob = (options: ClusterAddress & { readonly name: string }) =>
   Effect.gen(function*() {
     const job = yield* Effect.repeat(Registry.job(options.cluster, options.name), {
-      until: (j) => j === undefined || j.status !== "running",
+      // A suspended job will go on when it is resumed.
+      until: (j) => j === undefined || (j.status !== "running" && j.status !== "suspended"),
       schedule: Schedule.spaced("200 millis")
     })
     if (!job) return yield* new JobError({ job: options.name, reason: "no such job" })
     if (job.status === "failed") return yield* new JobError({ job: options.name, reason: job.reason ?? "failed" })
+    if (job.status === "cancelled") return yield* new JobError({ job: options.name, reason: "cancelled" })
   }).pipe(withRegistry(options.postgres))

@@ -9,13 +9,25 @@
  * running jobs in the registry and resumes them from their last snapshots on
  * the members that reconnect to it.
  */
-import type { SnapshotStore } from "@tributary/core"
-import { Cause, Deferred, Effect, Exit, Queue, type Scope, Stream } from "effect"
+import { type ManagementJobs, SnapshotStore } from "@tributary/core"
+import { Cause, Deferred, Effect, Exit, Fiber, Queue, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
+import * as ClusterManagement from "./ClusterManagement.ts"
 import * as Control from "./Control.ts"
 import * as JobCoordinator from "./JobCoordinator.ts"
 import type { FromMember } from "./Protocol.ts"
 import * as Registry from "./Registry.ts"
+
+/** A job the coordinator knows of: its row, state, and while it runs its events and coordinator. */
+interface JobEntry {
+  row: Registry.JobRow
+  state: Registry.JobState
+  queue: Queue.Queue<JobCoordinator.Event> | undefined
+  coordinator: JobCoordinator.JobCoordinator | undefined
+  fiber: Fiber.Fiber<void> | undefined
+  graph: ManagementJobs.Graph | undefined
+  readonly history: JobCoordinator.History
+}
 
 export interface ClusterCoordinatorOptions {
   readonly cluster: string
@@ -27,6 +39,8 @@ export interface ClusterCoordinatorOptions {
   readonly ownMember: readonly [host: string, port: number]
   /** How many runners the cluster engine sees alive: the members to wait for before deploying. */
   readonly liveRunners: Effect.Effect<number, unknown>
+  /** Where the management server listens (its token is the cluster secret). */
+  readonly management: ClusterManagement.ClusterManagementOptions
 }
 
 /** Runs until interrupted (the singleton moves, the member stops). */
@@ -35,13 +49,19 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
     const { cluster, host, secret, store } = options
     const sql = yield* SqlClient.SqlClient
     const scope = yield* Effect.scope
+    // The snapshot store's services, for the operator's snapshot actions.
+    const context = yield* Effect.context<never>()
     // Set from the registry when the coordinator publishes itself (before anyone can find it).
     let executions = 0
     const members: Array<JobCoordinator.Member> = []
-    // The running jobs' event queues, and which queue each current execution's messages go to.
-    const jobs = new Map<string, Queue.Queue<JobCoordinator.Event>>()
+    // The jobs, and which running job's queue each current execution's messages go to.
+    const jobs = new Map<string, JobEntry>()
     const owners = new Map<number, Queue.Queue<JobCoordinator.Event>>()
-    const toEveryJob = (event: JobCoordinator.Event) => Effect.forEach(jobs.values(), (q) => Queue.offer(q, event), { discard: true })
+    const queues = () => [...jobs.values()].flatMap((j) => (j.queue ? [j.queue] : []))
+    const toEveryJob = (event: JobCoordinator.Event) => Effect.forEach(queues(), (q) => Queue.offer(q, event), { discard: true })
+    // What the management server lists: every job this coordinator knows of.
+    const listed: ManagementJobs.Registry = new Map()
+    const withSql = <A, E>(effect: Effect.Effect<A, E, SqlClient.SqlClient>) => Effect.provideService(effect, SqlClient.SqlClient, sql)
     let nextIndex = 0
 
     /** A member joins: the stream of its orders lasts as long as it does; its end means the member is gone. */
@@ -86,7 +106,7 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
       Effect.forkDetach(Effect.gen(function*() {
         yield* Effect.logInfo(`cluster "${cluster}": member ${member.index} leaves`)
         const handOver = member.host === options.ownMember[0] && member.port === options.ownMember[1]
-        yield* Effect.forEach(jobs.values(), (queue) =>
+        yield* Effect.forEach(queues(), (queue) =>
           Effect.gen(function*() {
             const done = yield* Deferred.make<void, JobCoordinator.ClusterStateError>()
             yield* Queue.offer(queue, { _tag: "Shutdown", index: member.index, done, handOver })
@@ -110,7 +130,7 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
           ? { _tag: "Accepted" } as const
           : { _tag: "Rejected", reason: `another job named "${submission.name}" exists` } as const
       }).pipe(
-        Effect.provideService(SqlClient.SqlClient, sql),
+        withSql,
         Effect.catchCause((cause) => Effect.succeed({ _tag: "Rejected", reason: `the registry failed: ${Cause.pretty(cause)}` } as const))
       )
 
@@ -143,20 +163,79 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
      */
     const startJob = (job: Registry.JobRow) =>
       Effect.flatMap(Queue.unbounded<JobCoordinator.Event>(), (queue) =>
-        Effect.suspend(() => {
-          if (jobs.has(job.name)) return Effect.void
-          jobs.set(job.name, queue)
-          return Effect.asVoid(Effect.forkIn(runJob(job, queue), scope))
+        Effect.gen(function*() {
+          const entry = known(job)
+          if (entry.queue) return
+          Object.assign(entry, { row: job, state: "running", queue })
+          entry.fiber = yield* Effect.forkIn(runJob(entry, queue), scope)
         }))
 
-    const runJob = (job: Registry.JobRow, queue: Queue.Queue<JobCoordinator.Event>) =>
+    /** The entry of `job`, made (and listed by the management server) the first time. */
+    const known = (job: Registry.JobRow): JobEntry => {
+      const found = jobs.get(job.name)
+      if (found) return found
+      const entry: JobEntry = { row: job, state: job.status, queue: undefined, coordinator: undefined, fiber: undefined, graph: undefined, history: { snapshots: [], exceptions: [] } }
+      jobs.set(job.name, entry)
+      listed.set(job.name, {
+        job: ClusterManagement.managed(entry, {
+          store,
+          context,
+          cancel: () => cancel(entry),
+          suspend: () => suspend(entry),
+          resume: () => resume(entry)
+        }),
+        get graph() {
+          return (entry.graph ??= entry.coordinator?.graph()) ?? ClusterManagement.noGraph
+        }
+      })
+      return entry
+    }
+
+    /** Cancels a running job and waits until it is recorded as cancelled. */
+    const cancel = (entry: JobEntry) =>
+      Effect.gen(function*() {
+        const { coordinator, fiber } = entry
+        if (!coordinator || !fiber) return
+        yield* coordinator.cancel
+        yield* Fiber.await(fiber)
+      })
+
+    /** Stops the job at a terminal snapshot; it stays in the registry as suspended until resumed. */
+    const suspend = (entry: JobEntry) =>
+      Effect.gen(function*() {
+        const { coordinator, fiber } = entry
+        if (!coordinator || !fiber) return yield* new JobCoordinator.ClusterStateError({ reason: `the job is ${entry.state}` })
+        if (entry.row.options.guarantee === "none") {
+          return yield* new JobCoordinator.ClusterStateError({ reason: "suspending needs a processing guarantee" })
+        }
+        if (!(yield* coordinator.handOver)) return yield* new JobCoordinator.ClusterStateError({ reason: "the job ended before it could be suspended" })
+        yield* Effect.orDie(withSql(Registry.setState(cluster, entry.row.name, "suspended", null)))
+        entry.state = "suspended"
+        yield* Fiber.interrupt(fiber)
+      })
+
+    const resume = (entry: JobEntry) =>
+      Effect.gen(function*() {
+        if (entry.state !== "suspended") return yield* new JobCoordinator.ClusterStateError({ reason: `only a suspended job can resume; it is ${entry.state}` })
+        yield* Effect.orDie(withSql(Registry.setState(cluster, entry.row.name, "running", null)))
+        yield* withSql(startJob(entry.row))
+      })
+
+    const runJob = (entry: JobEntry, queue: Queue.Queue<JobCoordinator.Event>) =>
       Effect.scoped(Effect.gen(function*() {
-        yield* Effect.addFinalizer(() => Effect.sync(() => jobs.delete(job.name)))
+        const job = entry.row
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            entry.graph ??= entry.coordinator?.graph()
+            Object.assign(entry, { queue: undefined, coordinator: undefined, fiber: undefined })
+          })
+        )
         yield* membersReady
         let sourceParallelism = job.sourceParallelism
         if (sourceParallelism === null) {
           sourceParallelism = job.options.parallelism * members.filter((m) => m.state === "up").length
           yield* Registry.fixSourceParallelism(cluster, job.name, sourceParallelism)
+          entry.row = { ...job, sourceParallelism }
         }
         let current: number | undefined
         const coordinator = yield* JobCoordinator.start({
@@ -172,6 +251,7 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
           scaleUpDelay: job.options.scaleUpDelayMs,
           // A job that had started before (its sources fixed) continues from its last snapshot.
           resume: job.sourceParallelism !== null,
+          history: entry.history,
           nextExecution: Effect.suspend(() => {
             const execution = ++executions
             if (current !== undefined) owners.delete(current)
@@ -179,16 +259,31 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
             return Effect.as(Effect.provideService(Registry.recordExecution(cluster, execution), SqlClient.SqlClient, sql), execution)
           })
         }, members, queue)
+        entry.coordinator = coordinator
         // When the singleton moves (the cluster rebalanced, the member stops), the successor
         // resumes from a terminal snapshot: nothing is replayed twice, even with at-least-once.
         yield* Effect.addFinalizer(() => Effect.ignore(Effect.timeout(coordinator.handOver, "10 seconds")))
         const exit = yield* Effect.exit(coordinator.join)
         if (current !== undefined) owners.delete(current)
-        yield* Registry.endJob(cluster, job.name, Exit.isSuccess(exit) ? "completed" : "failed", Exit.isSuccess(exit) ? null : Cause.pretty(exit.cause))
-        yield* Effect.logInfo(`cluster "${cluster}": job "${job.name}" ${Exit.isSuccess(exit) ? "completed" : "failed"}`)
+        const state = Exit.isFailure(exit) ? "failed" : (yield* coordinator.status).cancelled ? "cancelled" : "completed"
+        yield* Registry.setState(cluster, job.name, state, Exit.isSuccess(exit) ? null : Cause.pretty(exit.cause))
+        entry.state = state
+        yield* Effect.logInfo(`cluster "${cluster}": job "${job.name}" ${state}`)
       })).pipe(Effect.ignore)
 
-    // Jobs that were running when the previous coordinator stopped go on.
-    yield* Effect.forEach(yield* Registry.runningJobs(cluster), startJob, { discard: true })
+    // Jobs that were running when the previous coordinator stopped go on; suspended ones are listed.
+    for (const row of yield* Registry.currentJobs(cluster)) yield* row.status === "running" ? startJob(row) : Effect.sync(() => known(row))
+    yield* ClusterManagement.serve(listed, {
+      port: options.management.port,
+      host: options.management.host ?? host,
+      secret,
+      members: () => members.map(({ index, host, port, state }) => ({ index, host, port, state, coordinator: host === options.ownMember[0] && port === options.ownMember[1] })),
+      submit: (submission) =>
+        Effect.flatMap(submit(submission), (reply) => {
+          const entry = listed.get(submission.name)
+          if (reply._tag === "Rejected") return Effect.fail(reply.reason)
+          return entry ? Effect.succeed(entry.job) : Effect.fail(`the job "${submission.name}" has ended`)
+        })
+    })
     return yield* Effect.never
   })

@@ -11,7 +11,8 @@
  *   time, so they arrive in order).
  * - `Submit`: a client hands over a job.
  */
-import { Cause, Context, Effect, Layer, Schema, type Scope, Stream } from "effect"
+import { RestartPolicy } from "@tributary/core"
+import { Cause, Context, Duration, Effect, Layer, Schema, type Scope, Stream } from "effect"
 import { Rpc, RpcClient, type RpcClientError, RpcGroup, RpcSerialization, RpcServer } from "effect/rpc"
 import { Socket, SocketServer } from "effect/socket"
 import { Packr } from "msgpackr"
@@ -20,8 +21,9 @@ import type { LinkAuthError, LinkConnectError, LinkProtocolError } from "../link
 import { guard, guardedHandler } from "../link/Guard.ts"
 import * as Wire from "../link/Wire.ts"
 import * as Net from "../platform/Net.ts"
+import type { JobSettings } from "./JobCoordinator.ts"
 import type { FromMember, ToMember } from "./Protocol.ts"
-import type * as Registry from "./Registry.ts"
+import * as Registry from "./Registry.ts"
 
 /** A job handed to the coordinator. */
 export interface Submission {
@@ -30,6 +32,24 @@ export interface Submission {
   readonly export: string
   readonly options: Registry.JobOptions
 }
+
+/** The submission of a job with these settings (named after its module and the time unless named); fails saying what is wrong. */
+export const submission = (settings: JobSettings & { readonly name?: string | undefined }): Effect.Effect<Submission, string> =>
+  Effect.try({
+    try: () => ({
+      name: settings.name ?? `${settings.module.split("/").pop()}-${Date.now()}`,
+      module: settings.module,
+      export: settings.export ?? "pipeline",
+      options: {
+        guarantee: settings.processingGuarantee ?? "none",
+        parallelism: settings.parallelism ?? 1,
+        snapshotIntervalMs: Duration.toMillis(settings.snapshotInterval ?? "10 seconds"),
+        scaleUpDelayMs: Duration.toMillis(settings.scaleUpDelay ?? "10 seconds"),
+        ...Registry.encodePolicy(RestartPolicy.fromOptions(settings))
+      }
+    }),
+    catch: (e) => (e instanceof Error ? e.message : String(e))
+  })
 
 /** The coordinator's answer to a Submit. */
 export type SubmitReply = { readonly _tag: "Accepted" } | { readonly _tag: "Rejected"; readonly reason: string }

@@ -9,7 +9,19 @@
  * replayed twice. What carries its messages (pipes to child processes, links
  * to the members of a cluster) is the caller's: it feeds `events`.
  */
-import { Coordinator, type Guarantee, RestartPolicy, type Snapshot, SnapshotStore } from "@tributary/core"
+import {
+  Coordinator,
+  type Guarantee,
+  type InstanceMetrics,
+  type JobException,
+  type JobMetrics,
+  type ManagementJobs,
+  remember,
+  RestartPolicy,
+  type Snapshot,
+  type SnapshotInfo,
+  SnapshotStore
+} from "@tributary/core"
 import { Cause, Clock, Data, Deferred, type Duration, Effect, Queue, Scope } from "effect"
 import type { FromMember, ToMember } from "./Protocol.ts"
 
@@ -64,6 +76,10 @@ export type Event =
   | { readonly _tag: "Joined"; readonly member: Member }
   | { readonly _tag: "Tick" }
   | { readonly _tag: "Rescale" }
+  /** The operator cancels the job: its execution stops, and the job ends as cancelled. */
+  | { readonly _tag: "Cancel" }
+  /** The operator restarts the job from its last complete snapshot. */
+  | { readonly _tag: "Restart"; readonly done: Deferred.Deferred<void, ClusterStateError> }
   /** This coordinator stops (its singleton moves): it leaves the job at a terminal snapshot for its successor. */
   | { readonly _tag: "HandOver" }
   | {
@@ -124,6 +140,14 @@ export interface JobCoordinatorOptions {
   readonly nextExecution: Effect.Effect<number, unknown>
   /** Start from the job's latest snapshot (a coordinator taking over a running job). */
   readonly resume?: boolean | undefined
+  /** Where the snapshots and failures are recorded: the caller keeps them past this coordinator (a suspended job shows them). */
+  readonly history?: History | undefined
+}
+
+/** A job's snapshots and failures, newest last. */
+export interface History {
+  readonly snapshots: Array<SnapshotInfo>
+  readonly exceptions: Array<JobException>
 }
 
 export interface ClusterStatus {
@@ -132,6 +156,8 @@ export interface ClusterStatus {
   /** The newest complete snapshot (0: none yet). */
   readonly snapshot: number
   readonly restarts: number
+  /** Whether the operator cancelled the job. */
+  readonly cancelled: boolean
   readonly members: ReadonlyArray<{ readonly index: number; readonly pid: number | undefined; readonly state: MemberState }>
 }
 
@@ -139,10 +165,21 @@ export interface JobCoordinator {
   /** Waits for the end of a bounded job, failing with what failed it. */
   readonly join: Effect.Effect<void, MemberError | CoordinatorError>
   readonly status: Effect.Effect<ClusterStatus>
+  /** The counters the members of the current execution last reported, its snapshots and failures. */
+  readonly metrics: Effect.Effect<JobMetrics>
+  /** The job's graph, once a member reported it. */
+  readonly graph: () => ManagementJobs.Graph | undefined
+  /** Stops the execution; the job ends as cancelled. */
+  readonly cancel: Effect.Effect<void>
+  /** Redeploys the job from its last complete snapshot (needs a processing guarantee). */
+  readonly restart: Effect.Effect<void, ClusterStateError>
   /** Shuts a member down after a terminal snapshot and goes on without it (needs a processing guarantee). */
   readonly shutdownMember: (index: number) => Effect.Effect<void, ClusterStateError>
-  /** Stops driving the job at a terminal snapshot (and cancels the execution), for a successor to resume from. */
-  readonly handOver: Effect.Effect<void>
+  /**
+   * Stops driving the job at a terminal snapshot (and cancels the execution), for a successor to
+   * resume from; false if the job ended first.
+   */
+  readonly handOver: Effect.Effect<boolean>
 }
 
 /** Runs the job on `members` (more join through `events`) until it ends or the scope closes. */
@@ -162,6 +199,11 @@ export const start = (
     const usable = (m: Member) => m.state === "up" && !released.has(m)
     let coordinator: Coordinator | undefined
     let restarts = 0
+    let cancelled = false
+    const { snapshots, exceptions } = options.history ?? { snapshots: [], exceptions: [] }
+    // Each participant's latest counters, for the current execution.
+    const reported = new Map<Member, ReadonlyArray<InstanceMetrics>>()
+    let graph: ManagementJobs.Graph | undefined
     let failures: RestartPolicy.Failures = []
     let change: Extract<Event, { _tag: "Rescale" | "Shutdown" | "HandOver" }> | undefined
     // Members whose tasklets all ended / whose execution finished.
@@ -209,6 +251,7 @@ export const start = (
         execution = yield* options.nextExecution
         ended.clear()
         finished.clear()
+        reported.clear()
         participants = members.filter(usable)
         const peers = participants.map((m) => [m.host, m.port] as const)
         yield* Effect.forEach(participants, (m, member) =>
@@ -227,7 +270,7 @@ export const start = (
           }), { discard: true })
         const deployed = yield* replies("Deployed")
         const tasklets = [...deployed.values()].reduce((n, d) => n + d.tasklets, 0)
-        coordinator = guarantee && new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0)
+        coordinator = guarantee && new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0, SnapshotStore.DEFAULT_RETAINED, snapshots)
       })
 
     /** Cancels the current execution on its living participants and waits until they stopped. */
@@ -266,12 +309,14 @@ export const start = (
       Effect.gen(function*() {
         const counted = guarantee && members.some(usable) ? RestartPolicy.onFailure(failures, restartPolicy, yield* Clock.currentTimeMillis) : undefined
         if (!counted) {
+          remember(exceptions, { time: Date.now(), message: reason, restarted: false })
           if (!member) return yield* new CoordinatorError({ reason })
           const blamed = yield* rootCause(member, reason, linkClosed)
           return yield* new MemberError({ member: blamed.member.index, reason: blamed.reason })
         }
         failures = counted
         restarts++
+        remember(exceptions, { time: Date.now(), message: reason, restarted: true })
         yield* Effect.logWarning(`${member ? `member ${member.index}` : "coordinator"}: ${reason}; restarting from the last snapshot`)
         yield* cancel
         yield* Effect.sleep(RestartPolicy.delayBefore(restartPolicy, counted))
@@ -304,6 +349,10 @@ export const start = (
               yield* coordinated(c!.finish())
               yield* Effect.forEach(participants, (m) => send(m, { _tag: "Finish", execution }), { discard: true })
             }
+            break
+          case "Metrics":
+            reported.set(member, message.instances)
+            graph ??= message.graph
             break
           case "Finished":
             finished.add(member)
@@ -343,6 +392,20 @@ export const start = (
             break
           case "Joined":
             yield* Effect.forkIn(Effect.andThen(Effect.sleep(options.scaleUpDelay), Queue.offer(events, { _tag: "Rescale" })), scope)
+            break
+          case "Cancel":
+            cancelled = true
+            yield* cancel
+            if (change?._tag === "Shutdown") yield* Deferred.succeed(change.done, undefined)
+            return
+          case "Restart":
+            if (!guarantee) yield* Deferred.fail(event.done, new ClusterStateError({ reason: "a restart from a snapshot needs a processing guarantee" }))
+            else if (change) yield* Deferred.fail(event.done, new ClusterStateError({ reason: `the job is busy (${change._tag})` }))
+            else {
+              yield* cancel
+              yield* deploy(yield* SnapshotStore.recover(store, name, coordinator?.completed ?? 0))
+              yield* Deferred.succeed(event.done, undefined)
+            }
             break
           case "Rescale":
             if (members.some((m) => usable(m) && !participants.includes(m))) change ??= event
@@ -394,16 +457,31 @@ export const start = (
         execution,
         snapshot: coordinator?.completed ?? 0,
         restarts,
+        cancelled,
         members: members.map((m) => ({
           index: m.index,
           pid: m.pid,
           state: m.state === "up" ? (released.has(m) ? "left" : participants.includes(m) ? "active" : "joining") : m.state
         }))
       })),
+      metrics: Effect.sync(() => ({
+        time: Date.now(),
+        instances: participants.flatMap((m) => reported.get(m) ?? []),
+        restarts,
+        snapshots: [...snapshots],
+        exceptions: [...exceptions]
+      })),
+      graph: () => graph,
+      cancel: Effect.andThen(Queue.offer(events, { _tag: "Cancel" }), Effect.ignore(Deferred.await(outcome))),
+      restart: Effect.gen(function*() {
+        const done = yield* Deferred.make<void, ClusterStateError>()
+        yield* Queue.offer(events, { _tag: "Restart", done })
+        yield* Effect.raceFirst(Deferred.await(done), Effect.ignore(Deferred.await(outcome)))
+      }),
       // Returns at once if the job has ended or was handed over already.
       handOver: Effect.andThen(
         Queue.offer(events, { _tag: "HandOver" }),
-        Effect.raceFirst(Deferred.await(handedOver), Effect.ignore(Deferred.await(outcome)))
+        Effect.raceFirst(Effect.as(Deferred.await(handedOver), true), Effect.as(Effect.ignore(Deferred.await(outcome)), false))
       ),
       shutdownMember: (index) =>
         Effect.gen(function*() {

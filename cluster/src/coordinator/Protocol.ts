@@ -3,7 +3,7 @@
  * about a deployment names its execution, so one that arrives after the job
  * was redeployed is recognised and ignored.
  */
-import type { Contribution, Guarantee, Snapshot } from "@tributary/core"
+import type { Contribution, Guarantee, InstanceMetrics, ManagementJobs, Snapshot } from "@tributary/core"
 
 /** Coordinator → member. */
 export type ToMember =
@@ -39,6 +39,13 @@ export type FromMember =
   | { readonly _tag: "Register"; readonly execution: number; readonly tasklet: string }
   | { readonly _tag: "Ack"; readonly execution: number; readonly id: number; readonly tasklet: string; readonly contribution: Contribution }
   | { readonly _tag: "Done"; readonly execution: number; readonly tasklet: string; readonly contribution: Contribution }
+  /** The counters of the member's instances, every second; the first also carries the job's graph. */
+  | {
+    readonly _tag: "Metrics"
+    readonly execution: number
+    readonly instances: ReadonlyArray<InstanceMetrics>
+    readonly graph?: ManagementJobs.Graph | undefined
+  }
   /** The member's tasklets all ended; it waits for Finish. */
   | { readonly _tag: "Ended"; readonly execution: number }
   | { readonly _tag: "Finished"; readonly execution: number }

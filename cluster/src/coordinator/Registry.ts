@@ -46,6 +46,8 @@ export const decodePolicy = (options: JobOptions): RestartPolicy.RestartPolicy =
     maxDelay: options.restartMaxDelayMs
   })
 
+export type JobState = "running" | "suspended" | "completed" | "failed" | "cancelled"
+
 export interface JobRow {
   readonly name: string
   readonly module: string
@@ -53,7 +55,8 @@ export interface JobRow {
   readonly options: JobOptions
   /** Fixed when the job first starts: a source's instances must not change. */
   readonly sourceParallelism: number | null
-  readonly status: "running" | "completed" | "failed"
+  /** `suspended`: stopped at a terminal snapshot by the operator, to be resumed from it. */
+  readonly status: JobState
   readonly reason: string | null
 }
 
@@ -114,15 +117,17 @@ export const job = (cluster: string, name: string) =>
   Effect.flatMap(tables, (sql) =>
     sql`select * from tributary_jobs where cluster = ${cluster} and name = ${name}`.pipe(Effect.map(([row]) => row && toJob(row))))
 
-/** The jobs running on the cluster. */
-export const runningJobs = (cluster: string) =>
+/** The jobs of the cluster that have not ended: running or suspended. */
+export const currentJobs = (cluster: string) =>
   Effect.flatMap(tables, (sql) =>
-    sql`select * from tributary_jobs where cluster = ${cluster} and status = 'running' order by name`.pipe(Effect.map((rows) => rows.map(toJob))))
+    sql`select * from tributary_jobs where cluster = ${cluster} and status in ('running', 'suspended') order by name`.pipe(
+      Effect.map((rows) => rows.map(toJob))
+    ))
 
 export const fixSourceParallelism = (cluster: string, name: string, sourceParallelism: number) =>
   Effect.flatMap(tables, (sql) =>
     sql`update tributary_jobs set source_parallelism = ${sourceParallelism} where cluster = ${cluster} and name = ${name}`)
 
-export const endJob = (cluster: string, name: string, status: "completed" | "failed", reason: string | null) =>
+export const setState = (cluster: string, name: string, status: JobState, reason: string | null) =>
   Effect.flatMap(tables, (sql) =>
     sql`update tributary_jobs set status = ${status}, reason = ${reason} where cluster = ${cluster} and name = ${name}`)

@@ -7,7 +7,7 @@
  * exit or the messages end.
  */
 import type { Pipeline } from "@tributary/core"
-import { Tributary } from "@tributary/core"
+import { ManagementJobs, Tributary } from "@tributary/core"
 import { Cause, Effect, Fiber, type Scope } from "effect"
 import * as Link from "../link/Link.ts"
 import { LinkClosedError } from "../link/Errors.ts"
@@ -25,6 +25,9 @@ export interface AgentOptions<R> {
   /** The pipeline a Deploy names (default: the export of that name of that module). */
   readonly resolve?: ((module: string, exportName: string) => Effect.Effect<Pipeline.Pipeline<unknown, R>, unknown>) | undefined
 }
+
+/** How often a member reports its counters to the coordinator (the job's default sampling interval). */
+const METRICS_INTERVAL = "1 second"
 
 const pipelines = new Map<string, Pipeline.Pipeline<unknown>>()
 const importPipeline = (module: string, exportName: string) =>
@@ -63,7 +66,20 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
             restored: d.restored,
             started: (tasklets) => tell({ _tag: "Deployed", execution, tasklets })
           })
-          yield* Tributary.run(pipeline, { name: d.job, parallelism: d.parallelism, sourceParallelism: d.sourceParallelism, placement })
+          // Submitted into a registry of its own: the graph and the counters go to the coordinator, which shows them.
+          const registry: ManagementJobs.Registry = new Map()
+          const job = yield* Effect.provideService(
+            Tributary.submit(pipeline, { name: d.job, parallelism: d.parallelism, sourceParallelism: d.sourceParallelism, placement }),
+            ManagementJobs.Current,
+            registry
+          )
+          let graph: ManagementJobs.Graph | undefined = registry.get(job.id)!.graph
+          const report = Effect.map(job.metrics, ({ instances }) => {
+            tell({ _tag: "Metrics", execution, instances, graph })
+            graph = undefined
+          })
+          yield* Effect.forkScoped(Effect.forever(Effect.andThen(report, Effect.sleep(METRICS_INTERVAL))))
+          yield* job.join
         }))
         const fiber = yield* Effect.forkChild(run.pipe(
           Effect.matchCause({

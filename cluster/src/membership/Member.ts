@@ -12,6 +12,7 @@ import { PostgresSnapshotStore } from "@tributary/postgres"
 import { Cause, type Duration, Effect, Layer, Option, Queue, Redacted, Schedule, Stream } from "effect"
 import { RunnerAddress, RunnerStorage, ShardingConfig, Singleton, SqlMessageStorage, SqlRunnerStorage } from "effect/cluster"
 import * as ClusterCoordinator from "../coordinator/ClusterCoordinator.ts"
+import type * as ClusterManagement from "../coordinator/ClusterManagement.ts"
 import * as Control from "../coordinator/Control.ts"
 import type { FromMember, ToMember } from "../coordinator/Protocol.ts"
 import * as Registry from "../coordinator/Registry.ts"
@@ -40,6 +41,11 @@ export interface MemberOptions {
    * redeploys its jobs.
    */
   readonly shardLockExpiration?: Duration.Input | undefined
+  /**
+   * Where the management server (REST API, `/metrics`, dashboard; its token is the cluster
+   * secret) listens while the coordinator runs in this member: default port 8081 on `host`.
+   */
+  readonly management?: ClusterManagement.ClusterManagementOptions | undefined
 }
 
 /**
@@ -120,7 +126,8 @@ export const run = (options: MemberOptions): Effect.Effect<void, unknown> => {
         secret: options.secret,
         store,
         ownMember: [host, linkPort],
-        liveRunners: Effect.map(runners.getRunners, (all) => all.filter(([, healthy]) => healthy).length)
+        liveRunners: Effect.map(runners.getRunners, (all) => all.filter(([, healthy]) => healthy).length),
+        management: options.management ?? {}
       })
     })).pipe(
       // A singleton whose body fails would not start again until the next rebalance.

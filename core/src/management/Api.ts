@@ -128,5 +128,34 @@ export class Actions extends HttpApiGroup.make("actions").add(
   })
 ).middleware(Authorization) {}
 
+/** A member of the cluster as its coordinator sees it. */
+export const MemberView = Schema.Struct({
+  index: Schema.Number,
+  host: Schema.String,
+  port: Schema.Number,
+  state: Schema.Literals(["up", "left", "dead"]),
+  /** Whether the coordinator (and this server) runs in its process. */
+  coordinator: Schema.Boolean
+})
+
+/** A job handed to a cluster: the module its members import, and how to run it. */
+export const Submission = Schema.Struct({
+  module: Schema.String,
+  export: Schema.optional(Schema.String),
+  name: Schema.optional(Schema.String),
+  guarantee: Schema.optional(Schema.Literals(["none", "at-least-once", "exactly-once"])),
+  parallelism: Schema.optional(Schema.Number),
+  snapshotIntervalMs: Schema.optional(Schema.Number),
+  scaleUpDelayMs: Schema.optional(Schema.Number),
+  maxFailures: Schema.optional(Schema.Number),
+  failureIntervalMs: Schema.optional(Schema.Number)
+})
+
+/** The cluster: its members, and submitting a job (an embedded server has no members and takes no submission). */
+export class Cluster extends HttpApiGroup.make("cluster").add(
+  HttpApiEndpoint.get("members", "/members", { success: Schema.Array(MemberView) }),
+  HttpApiEndpoint.post("submit", "/jobs", { payload: Submission, success: JobView, error: ActionRefused.pipe(HttpApiSchema.status(409)) })
+).middleware(Authorization) {}
+
 /** The whole API, under `/api`. */
-export class Api extends HttpApi.make("tributary").add(Jobs).add(Actions).prefix("/api") {}
+export class Api extends HttpApi.make("tributary").add(Jobs).add(Actions).add(Cluster).prefix("/api") {}

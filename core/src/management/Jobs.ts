@@ -3,8 +3,9 @@
  * starts to the registry in its context, if there is one
  * (`Management.layer` provides it); without one, nothing is kept.
  */
-import { Context } from "effect"
-import type { Job } from "../job/Job.ts"
+import { Context, type Effect } from "effect"
+import type { JobStatus } from "../job/Job.ts"
+import type { JobMetrics } from "../runtime/Metrics.ts"
 import type { Dag } from "../plan/Dag.ts"
 
 /** The job graph as an operator sees it: vertices (fused stages) and edges with their routing. */
@@ -24,9 +25,27 @@ export interface Graph {
   }>
 }
 
+/**
+ * What a management server needs of a job: a `Job` handle, or a cluster's view of a job
+ * its coordinator runs over the members. A refused action fails with its reason.
+ */
+export interface ManagedJob {
+  readonly id: string
+  readonly name: string
+  readonly status: Effect.Effect<JobStatus>
+  readonly metrics: Effect.Effect<JobMetrics>
+  readonly cancel: Effect.Effect<void>
+  readonly suspend: Effect.Effect<void, unknown>
+  readonly resume: Effect.Effect<void, unknown>
+  readonly restart: Effect.Effect<void, unknown>
+  readonly stop: (options?: { readonly drain?: boolean | undefined }) => Effect.Effect<void, unknown>
+  readonly exportSnapshot: (name: string) => Effect.Effect<void, unknown>
+  readonly deleteSnapshot: (name: string) => Effect.Effect<void, unknown>
+}
+
 /** A managed job: its handle and its graph. */
 export interface Entry {
-  readonly job: Job<unknown>
+  readonly job: ManagedJob
   readonly graph: Graph
 }
 

@@ -13,9 +13,8 @@ import { HttpApiBuilder, HttpApiError, HttpApiSwagger } from "effect/http-api"
 import { PrometheusMetrics } from "effect/observability"
 import * as Http from "node:http"
 import { fileURLToPath } from "node:url"
-import type { Job } from "../job/Job.ts"
 import type { JobMetrics } from "../runtime/Metrics.ts"
-import { ActionRefused, Api, Authorization, JobNotFound, Operator } from "./Api.ts"
+import { ActionRefused, Api, Authorization, JobNotFound, type MemberView, Operator, type Submission } from "./Api.ts"
 import * as Jobs from "./Jobs.ts"
 
 export interface ManagementOptions {
@@ -48,7 +47,7 @@ const find = (registry: Jobs.Registry, id: string) =>
     return entry ? Effect.succeed(entry) : Effect.fail(new JobNotFound({ id }))
   })
 
-const view = (job: Job<unknown>) => Effect.map(job.status, (status) => ({ id: job.id, name: job.name, status }))
+const view = (job: Jobs.ManagedJob) => Effect.map(job.status, (status) => ({ id: job.id, name: job.name, status }))
 
 /** Metrics in JSON: what is not there yet (a watermark, a lag, a duration) is `null`. */
 const toJson = (m: JobMetrics) => ({
@@ -81,7 +80,7 @@ const jobsGroup = (registry: Jobs.Registry) =>
       .handle("exceptions", ({ params }) => Effect.flatMap(find(registry, params.id), (e) => Effect.map(e.job.metrics, (m) => m.exceptions))))
 
 /** Runs `action` on job `id` and answers with its status after; a refusal (its state) is a 409 naming the reason. */
-const act = (registry: Jobs.Registry, id: string, action: (job: Job<unknown>) => Effect.Effect<void, unknown>) =>
+const act = (registry: Jobs.Registry, id: string, action: (job: Jobs.ManagedJob) => Effect.Effect<void, unknown>) =>
   Effect.flatMap(find(registry, id), ({ job }) =>
     action(job).pipe(
       Effect.mapError((e) => new ActionRefused({ reason: e instanceof Error ? e.message : String(e) })),
@@ -98,6 +97,25 @@ const actionsGroup = (registry: Jobs.Registry) =>
       .handle("stop", ({ params, query }) => act(registry, params.id, (job) => job.stop({ drain: query.drain !== "false" })))
       .handle("exportSnapshot", ({ params, payload }) => act(registry, params.id, (job) => job.exportSnapshot(payload.name)))
       .handle("deleteSnapshot", ({ params }) => act(registry, params.id, (job) => job.deleteSnapshot(params.name))))
+
+/** What a cluster's coordinator adds: its members, and submissions. */
+export interface ClusterHandlers {
+  readonly members: Effect.Effect<ReadonlyArray<typeof MemberView.Type>>
+  /** Starts the job; fails with the reason it was refused. */
+  readonly submit: (submission: typeof Submission.Type) => Effect.Effect<Jobs.ManagedJob, string>
+}
+
+const embedded: ClusterHandlers = {
+  members: Effect.succeed([]),
+  submit: () => Effect.fail("this server manages the jobs of one process: submit to a cluster's coordinator")
+}
+
+const clusterGroup = (handlers: ClusterHandlers) =>
+  HttpApiBuilder.group(Api, "cluster", (h) =>
+    h
+      .handle("members", () => handlers.members)
+      .handle("submit", ({ payload }) =>
+        handlers.submit(payload).pipe(Effect.mapError((reason) => new ActionRefused({ reason })), Effect.flatMap(view))))
 
 /** `GET /metrics`: every Effect metric of the process (Tributary's and the user's) in Prometheus' text format. */
 const prometheus = (token: string) =>
@@ -123,20 +141,29 @@ const dashboard = Layer.unwrap(Effect.gen(function*() {
 }))
 
 /**
+ * Serves the management API, `/metrics` and the dashboard for the jobs in
+ * `registry` (and, on a cluster's coordinator, its members and submissions)
+ * until the layer's scope closes.
+ */
+export const serve = (registry: Jobs.Registry, options: ManagementOptions, cluster: ClusterHandlers = embedded) =>
+  Layer.unwrap(Effect.sync(() => {
+    const token = Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token
+    const api = HttpApiBuilder.layer(Api, { openapiPath: "/api/openapi.json" }).pipe(
+      Layer.provide([jobsGroup(registry), actionsGroup(registry), clusterGroup(cluster)]),
+      Layer.provide(authorization(token))
+    )
+    const app = Layer.mergeAll(api, HttpApiSwagger.layer(Api, { path: "/docs" }), prometheus(token), dashboard)
+    return HttpRouter.serve(app, { disableListenLog: true, disableLogger: true }).pipe(
+      Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), { port: options.port ?? 8081, host: options.host ?? "127.0.0.1" }))
+    )
+  }))
+
+/**
  * Serves the management API, `/metrics` and the dashboard for the jobs
  * submitted where this layer is provided, until its scope closes.
  */
 export const layer = (options: ManagementOptions) =>
   Layer.unwrap(Effect.sync(() => {
     const registry: Jobs.Registry = new Map()
-    const token = Redacted.isRedacted(options.token) ? Redacted.value(options.token) : options.token
-    const api = HttpApiBuilder.layer(Api, { openapiPath: "/api/openapi.json" }).pipe(
-      Layer.provide([jobsGroup(registry), actionsGroup(registry)]),
-      Layer.provide(authorization(token))
-    )
-    const app = Layer.mergeAll(api, HttpApiSwagger.layer(Api, { path: "/docs" }), prometheus(token), dashboard)
-    const server = HttpRouter.serve(app, { disableListenLog: true, disableLogger: true }).pipe(
-      Layer.provideMerge(NodeHttpServer.layer(() => Http.createServer(), { port: options.port ?? 8081, host: options.host ?? "127.0.0.1" }))
-    )
-    return Layer.merge(Layer.succeed(Jobs.Current, registry), server)
+    return Layer.merge(Layer.succeed(Jobs.Current, registry), serve(registry, options))
   }))
