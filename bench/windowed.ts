@@ -74,12 +74,28 @@ export const windowed: Benchmark = {
   description: "sliding window 10 s / 20 ms, count per key, 10k keys",
   run: async () => {
     const rate = await Effect.runPromise(throughput(8))
+    // Metrics sampled 10 times a second against not sampled, in alternating rounds (the machine's drift hits both).
+    const sampled: Array<number> = []
+    const unsampled: Array<number> = []
+    for (let round = 0; round < 2; round++) {
+      sampled.push(await Effect.runPromise(throughput(4, { metricsInterval: "100 millis" })))
+      unsampled.push(await Effect.runPromise(throughput(4, { metrics: false })))
+    }
+    const mean = (xs: ReadonlyArray<number>) => xs.reduce((a, b) => a + b, 0) / xs.length
     // Latency at half the measured rate, and at 1M events/s: half the 2M events/s target.
     const rates = [Math.round(rate / 2 / 1000) * 1000, 1_000_000]
     const measured = []
     for (const r of rates) measured.push({ r, lat: await Effect.runPromise(latency(r, 8)) })
     return [
       { benchmark: "windowed", variant: "Tributary, max rate", unit: "events/s", value: rate },
+      {
+        benchmark: "windowed",
+        variant: "Tributary, max rate, metrics every 100 ms",
+        unit: "events/s",
+        value: mean(sampled),
+        details: { "vs metrics off": `${((mean(sampled) / mean(unsampled)) * 100).toFixed(1)}%` }
+      },
+      { benchmark: "windowed", variant: "Tributary, max rate, metrics off", unit: "events/s", value: mean(unsampled) },
       ...measured.map(({ r, lat }) => ({
         benchmark: "windowed",
         variant: `Tributary, latency at ${r} events/s`,

@@ -89,7 +89,7 @@ describe.skipIf("Bun" in globalThis || "Deno" in globalThis)("tributary jobs", (
       expect(refused.stderr).toBe(`tributary: the management server at ${base} refused the token\n`)
       const unknown = await tributaryAsync(env, "jobs", "cancel", "job-none", "--url", base)
       expect(unknown.stderr).toBe('tributary: no job "job-none"\n')
-      expect((await tributaryAsync({}, "jobs", "list", "--url", base)).stderr).toBe("set the management token in TRIBUTARY_TOKEN\n")
+      expect((await tributaryAsync({}, "jobs", "list", "--url", base)).stderr).toBe("set the management token in TRIBUTARY_TOKEN (or a cluster's secret in TRIBUTARY_SECRET)\n")
     })
   }, 60_000)
 })

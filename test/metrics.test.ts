@@ -36,6 +36,13 @@ describe("job metrics", () => {
     expect(text).toContain("# TYPE tributary_emitted_count counter")
   })
 
+  it("with metrics: false, nothing is published (no Prometheus series of the job), yet the job's counters and summary count", async () => {
+    const pipeline = Pipeline.from(Sources.fromIterable(Array.from({ length: 300 }, (_, i) => i))).pipe(Stage.writeTo(Sinks.collect()))
+    const [summary, text] = await Effect.runPromise(Effect.zip(Tributary.run(pipeline, { name: "unsampled-job", metrics: false }), PrometheusMetrics.format()))
+    expect(text).not.toContain('job="unsampled-job"')
+    expect(summary).toMatchObject({ recordsRead: 300, recordsWritten: 300 })
+  })
+
   it("reach an OpenTelemetry collector through effect's OtlpMetrics: the job's counters, with job, vertex and instance", async () => {
     // A collector: what it is posted at /v1/metrics (OTLP over HTTP, JSON).
     const posted: Array<any> = []

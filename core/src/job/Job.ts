@@ -68,6 +68,12 @@ export interface JobOptions {
    * and the Effect metrics (`Telemetry`) are published at it (default 1 second).
    */
   readonly metricsInterval?: Duration.Input | undefined
+  /**
+   * `false`: the job is not sampled — its rates stay 0 and nothing is published to Effect's
+   * metrics (Prometheus, OTLP). `Job.metrics` still reads its counters, which the tasklets bump
+   * once per batch whatever this says. Default true.
+   */
+  readonly metrics?: boolean | undefined
 }
 
 export type JobStatus = "running" | "restarting" | "suspended" | "completed" | "failed" | "cancelled"
@@ -346,11 +352,12 @@ export const submit = <E, R>(
     }
     const published = new Map<string, InstanceMetrics>()
     const sample = Effect.suspend(() => {
+      if (options.metrics === false) return Effect.void
       const metrics = readMetrics()
       samples = [...samples.slice(-1), { time: metrics.time, counts: current.sampled() }]
       return Telemetry.publish(name, metrics, published)
     })
-    yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(interval), sample)), scope)
+    if (options.metrics !== false) yield* Effect.forkIn(Effect.forever(Effect.andThen(Effect.sleep(interval), sample)), scope)
     yield* start(initial)
     const self: Job<E> = {
       id,
