@@ -334,7 +334,7 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     await until("both refusals to be logged", () => (m.log.match(/runner: refused a connection/g) ?? []).length >= 2)
   })
 
-  it("the coordinator serves the management API wherever it runs: members, REST submit, the job's graph and rising counters from every member, suspend and resume exactly-once, restart, cancel; nothing without the secret", async () => {
+  it("the coordinator serves the management API wherever it runs: members, REST submit, the job's graph and rising counters from every member, suspend and resume exactly-once, restart, cancel, stop with drain; nothing without the secret", async () => {
     const cluster = newCluster("manage")
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-manage-"))
     const managementPort = await freePort()
@@ -413,5 +413,13 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     expect((await api("/jobs/endless/cancel", "POST")).body.status).toBe("cancelled")
     const cancelled = await run(Effect.flip(Client.awaitJob({ cluster, postgres, name: "endless" })))
     expect(cancelled.message).toMatch(/cancelled/)
+
+    // Stop with drain: the sources stop, the final watermark closes the hour's window, the sink commits it: once, counting every record read.
+    expect((await api("/jobs", "POST", { module: jobs, export: "hourly", name: "hourly", guarantee: "exactly-once", snapshotIntervalMs: 200 })).status).toBe(200)
+    await poll("the hourly job's counters", () => api("/jobs/hourly/metrics"), (r) => sourceIn(r.body) > 0)
+    expect((await api("/jobs/hourly/stop?drain=true", "POST")).body.status).toBe("completed")
+    const read = sourceIn((await api("/jobs/hourly/metrics")).body)
+    expect(read).toBeGreaterThan(0)
+    expect(committedLines(path.join(out, "hourly"))).toEqual([`0 ${read}`])
   }, 120_000)
 })

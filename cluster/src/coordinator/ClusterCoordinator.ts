@@ -9,7 +9,7 @@
  * running jobs in the registry and resumes them from their last snapshots on
  * the members that reconnect to it.
  */
-import { type ManagementJobs, SnapshotStore } from "@tributary/core"
+import type { JobMetrics, ManagementJobs, SnapshotStore } from "@tributary/core"
 import { Cause, Deferred, Effect, Exit, Fiber, Queue, type Scope, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import * as ClusterManagement from "./ClusterManagement.ts"
@@ -27,6 +27,8 @@ interface JobEntry {
   fiber: Fiber.Fiber<void> | undefined
   graph: ManagementJobs.Graph | undefined
   readonly history: JobCoordinator.History
+  /** The counters when it last stopped running (ended or suspended). */
+  last: JobMetrics | undefined
 }
 
 export interface ClusterCoordinatorOptions {
@@ -174,13 +176,14 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
     const known = (job: Registry.JobRow): JobEntry => {
       const found = jobs.get(job.name)
       if (found) return found
-      const entry: JobEntry = { row: job, state: job.status, queue: undefined, coordinator: undefined, fiber: undefined, graph: undefined, history: { snapshots: [], exceptions: [] } }
+      const entry: JobEntry = { row: job, state: job.status, queue: undefined, coordinator: undefined, fiber: undefined, graph: undefined, history: { snapshots: [], exceptions: [] }, last: undefined }
       jobs.set(job.name, entry)
       listed.set(job.name, {
         job: ClusterManagement.managed(entry, {
           store,
           context,
           cancel: () => cancel(entry),
+          drain: () => drain(entry),
           suspend: () => suspend(entry),
           resume: () => resume(entry)
         }),
@@ -197,6 +200,15 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
         const { coordinator, fiber } = entry
         if (!coordinator || !fiber) return
         yield* coordinator.cancel
+        yield* Fiber.await(fiber)
+      })
+
+    /** Stops a running job with drain and waits until it is recorded as completed. */
+    const drain = (entry: JobEntry) =>
+      Effect.gen(function*() {
+        const { coordinator, fiber } = entry
+        if (!coordinator || !fiber) return yield* new JobCoordinator.ClusterStateError({ reason: `only a running job can stop with drain; it is ${entry.state}` })
+        yield* Effect.ignore(coordinator.drain)
         yield* Fiber.await(fiber)
       })
 
@@ -225,7 +237,8 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
       Effect.scoped(Effect.gen(function*() {
         const job = entry.row
         yield* Effect.addFinalizer(() =>
-          Effect.sync(() => {
+          Effect.gen(function*() {
+            if (entry.coordinator) entry.last = yield* entry.coordinator.metrics
             entry.graph ??= entry.coordinator?.graph()
             Object.assign(entry, { queue: undefined, coordinator: undefined, fiber: undefined })
           })

@@ -28,6 +28,7 @@ export interface ClusterJob {
   readonly state: Registry.JobState
   readonly coordinator: JobCoordinator.JobCoordinator | undefined
   readonly history: JobCoordinator.History
+  readonly last: JobMetrics | undefined
 }
 
 /** A job of the cluster as a managed job: its id is its name (unique in the cluster). */
@@ -38,6 +39,7 @@ export const managed = (
     /** The services of the snapshot store. */
     readonly context: Context.Context<never>
     readonly cancel: () => Effect.Effect<void>
+    readonly drain: () => Effect.Effect<void, unknown>
     readonly suspend: () => Effect.Effect<void, JobCoordinator.ClusterStateError>
     readonly resume: () => Effect.Effect<void, JobCoordinator.ClusterStateError>
   }
@@ -52,13 +54,13 @@ export const managed = (
     id: name,
     name,
     status: Effect.sync(() => job.state),
-    // A job not running shows what it did: its snapshots and failures.
+    // A job not running shows what it did: its last counters, snapshots and failures.
     metrics: Effect.suspend(() =>
       job.coordinator?.metrics ??
         Effect.sync((): JobMetrics => ({
           time: Date.now(),
-          instances: [],
-          restarts: 0,
+          instances: job.last?.instances.map((i) => ({ ...i, recordsInRate: 0, recordsOutRate: 0 })) ?? [],
+          restarts: job.last?.restarts ?? 0,
           snapshots: [...job.history.snapshots],
           exceptions: [...job.history.exceptions]
         }))
@@ -67,8 +69,7 @@ export const managed = (
     suspend: Effect.suspend(steer.suspend),
     resume: Effect.suspend(steer.resume),
     restart: Effect.flatMap(running, (c) => c.restart),
-    stop: (options) =>
-      options?.drain === false ? steer.suspend() : Effect.fail(new Error("stop with drain is not offered on a cluster: suspend, or cancel")),
+    stop: (options) => (options?.drain === false ? steer.suspend() : steer.drain()),
     // The newest complete snapshot, kept under `exportName` (a job started with initialSnapshot: exportName resumes from it).
     exportSnapshot: (exportName) =>
       withStore(Effect.flatMap(SnapshotStore.latest(store, name), (snapshot) =>

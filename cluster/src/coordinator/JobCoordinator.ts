@@ -78,6 +78,8 @@ export type Event =
   | { readonly _tag: "Rescale" }
   /** The operator cancels the job: its execution stops, and the job ends as cancelled. */
   | { readonly _tag: "Cancel" }
+  /** The operator stops the job with drain: it ends as a bounded job does, every window closed and committed. */
+  | { readonly _tag: "Drain" }
   /** The operator restarts the job from its last complete snapshot. */
   | { readonly _tag: "Restart"; readonly done: Deferred.Deferred<void, ClusterStateError> }
   /** This coordinator stops (its singleton moves): it leaves the job at a terminal snapshot for its successor. */
@@ -171,6 +173,8 @@ export interface JobCoordinator {
   readonly graph: () => ManagementJobs.Graph | undefined
   /** Stops the execution; the job ends as cancelled. */
   readonly cancel: Effect.Effect<void>
+  /** Stops with drain (Flink's `stop --drain`): the sources stop, every window closes, the sinks commit; waits for the end. */
+  readonly drain: Effect.Effect<void, MemberError | CoordinatorError>
   /** Redeploys the job from its last complete snapshot (needs a processing guarantee). */
   readonly restart: Effect.Effect<void, ClusterStateError>
   /** Shuts a member down after a terminal snapshot and goes on without it (needs a processing guarantee). */
@@ -200,6 +204,8 @@ export const start = (
     let coordinator: Coordinator | undefined
     let restarts = 0
     let cancelled = false
+    // Once asked, every execution (a redeployment after a failure too) is told to drain.
+    let draining = false
     const { snapshots, exceptions } = options.history ?? { snapshots: [], exceptions: [] }
     // Each participant's latest counters, for the current execution.
     const reported = new Map<Member, ReadonlyArray<InstanceMetrics>>()
@@ -268,6 +274,7 @@ export const start = (
             guarantee,
             restored
           }), { discard: true })
+        if (draining) yield* Effect.forEach(participants, (m) => send(m, { _tag: "Drain", execution }), { discard: true })
         const deployed = yield* replies("Deployed")
         const tasklets = [...deployed.values()].reduce((n, d) => n + d.tasklets, 0)
         coordinator = guarantee && new Coordinator(name, store, tasklets, guarantee, restored?.id ?? 0, SnapshotStore.DEFAULT_RETAINED, snapshots)
@@ -398,6 +405,10 @@ export const start = (
             yield* cancel
             if (change?._tag === "Shutdown") yield* Deferred.succeed(change.done, undefined)
             return
+          case "Drain":
+            draining = true
+            yield* Effect.forEach(participants, (m) => send(m, { _tag: "Drain", execution }), { discard: true })
+            break
           case "Restart":
             if (!guarantee) yield* Deferred.fail(event.done, new ClusterStateError({ reason: "a restart from a snapshot needs a processing guarantee" }))
             else if (change) yield* Deferred.fail(event.done, new ClusterStateError({ reason: `the job is busy (${change._tag})` }))
@@ -473,6 +484,7 @@ export const start = (
       })),
       graph: () => graph,
       cancel: Effect.andThen(Queue.offer(events, { _tag: "Cancel" }), Effect.ignore(Deferred.await(outcome))),
+      drain: Effect.andThen(Queue.offer(events, { _tag: "Drain" }), Deferred.await(outcome)),
       restart: Effect.gen(function*() {
         const done = yield* Deferred.make<void, ClusterStateError>()
         yield* Queue.offer(events, { _tag: "Restart", done })

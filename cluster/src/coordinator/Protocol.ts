@@ -28,6 +28,8 @@ export type ToMember =
   /** Every member's tasklets ended and the final transactions are committed: the execution may end. */
   | { readonly _tag: "Finish"; readonly execution: number }
   | { readonly _tag: "Cancel"; readonly execution: number }
+  /** Stop with drain: the member's sources stop as if their input ended, so every window closes and the sinks commit. */
+  | { readonly _tag: "Drain"; readonly execution: number }
   | { readonly _tag: "Exit" }
 
 /** Member → coordinator. */

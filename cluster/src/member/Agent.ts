@@ -46,7 +46,7 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
   Effect.gen(function*() {
     const { tell, secret } = options
     const router = yield* Placement.router(options.listener)
-    const running = new Map<number, { readonly fiber: Fiber.Fiber<void>; readonly snapshots: MemberSnapshots | undefined }>()
+    const running = new Map<number, { readonly fiber: Fiber.Fiber<void>; readonly snapshots: MemberSnapshots | undefined; drain: () => void }>()
 
     const deploy = (d: Extract<ToMember, { _tag: "Deploy" }>) =>
       Effect.gen(function*() {
@@ -55,6 +55,9 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
         if (imported._tag === "Failure") return tell({ _tag: "Failed", execution, reason: String(imported.failure) })
         const pipeline = imported.success
         const snapshots = d.guarantee ? new MemberSnapshots(execution, d.guarantee, d.restored?.id ?? 0, tell) : undefined
+        // Until the job runs, a Drain is remembered and done as soon as it does.
+        let drained = false
+        const entry = { snapshots, drain: () => void (drained = true) }
         const run = Effect.scoped(Effect.gen(function*() {
           const placement = yield* Placement.make({
             execution,
@@ -73,6 +76,8 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
             ManagementJobs.Current,
             registry
           )
+          entry.drain = () => void Effect.runFork(Effect.ignore(job.stop({ drain: true })))
+          if (drained) entry.drain()
           let graph: ManagementJobs.Graph | undefined = registry.get(job.id)!.graph
           const report = Effect.map(job.metrics, ({ instances }) => {
             tell({ _tag: "Metrics", execution, instances, graph })
@@ -80,6 +85,8 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
           })
           yield* Effect.forkScoped(Effect.forever(Effect.andThen(report, Effect.sleep(METRICS_INTERVAL))))
           yield* job.join
+          // The final counts, before Finished: what a finished job shows.
+          yield* report
         }))
         const fiber = yield* Effect.forkChild(run.pipe(
           Effect.matchCause({
@@ -89,7 +96,7 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
           }),
           Effect.ensuring(Effect.sync(() => running.delete(execution)))
         ))
-        running.set(execution, { fiber, snapshots })
+        running.set(execution, Object.assign(entry, { fiber }))
       })
 
     // Whatever ends the agent (Exit, lost messages) stops its executions first.
@@ -110,6 +117,9 @@ export const serve = <R = never>(options: AgentOptions<R>): Effect.Effect<void, 
         case "Commit":
           yield* Effect.catchCause(current?.snapshots?.commit(message.tasklet, message.id) ?? Effect.void, (cause) =>
             Effect.sync(() => tell({ _tag: "Failed", execution, reason: `commit ${message.id} of ${message.tasklet}: ${Cause.pretty(cause)}` })))
+          break
+        case "Drain":
+          current?.drain()
           break
         case "Finish":
           current?.snapshots?.release()
