@@ -45,6 +45,8 @@ export interface Broker {
   committed(group: string, topic: string, partition: number): number | undefined
   /** Transactional ids whose transaction is open (not yet committed, aborted or timed out). */
   openTransactions(): Array<string>
+  /** Client connections open now. */
+  connections(): number
   /** Closes every connection and the listener, and the journal. */
   stop(): Promise<void>
 }
@@ -148,6 +150,7 @@ export const start = async (options: BrokerOptions = {}): Promise<Broker> => {
     endOffsets: (topic) => (store.topics.get(topic) ?? []).map((p) => p.highWatermark),
     committed: (group, topic, partition) => store.committed(group, topic, partition)?.offset,
     openTransactions: () => txns.openIds(),
+    connections: () => sockets.size,
     stop: async () => {
       txns.close()
       for (const g of groups.values()) g.close()

@@ -4,7 +4,8 @@
  * recovery of the sink, all closed with the layer's scope.
  */
 import { Context, Data, Effect, Layer } from "effect"
-import { type Admin, Kafka, logLevel, type Producer } from "kafkajs"
+import { type Admin, type ISocketFactory, Kafka, logLevel, type Producer } from "kafkajs"
+import * as Net from "node:net"
 import * as Internals from "./Internals.ts"
 
 /** A call to the Kafka cluster failed. */
@@ -41,6 +42,33 @@ export interface KafkaClientOptions {
   readonly clientId?: string | undefined
 }
 
+/**
+ * The sockets of one client, all closed with it. kafkajs's `disconnect` closes the connections it
+ * knows of, but a call cut short by an interrupted fiber (a metadata refresh, a coordinator
+ * lookup) goes on in the background and may open a connection after that: left open, it would
+ * keep the process from exiting. Once closed, a new socket is destroyed at once.
+ */
+const ownedSockets = () => {
+  const open = new Set<Net.Socket>()
+  let closed = false
+  const factory: ISocketFactory = ({ host, port, onConnect }) => {
+    const socket = Net.connect({ host, port }, onConnect)
+    // As kafkajs's own factory.
+    socket.setKeepAlive(true, 60_000)
+    if (closed) socket.destroy()
+    else {
+      open.add(socket)
+      socket.once("close", () => open.delete(socket))
+    }
+    return socket
+  }
+  const closeAll = () => {
+    closed = true
+    for (const socket of open) socket.destroy()
+  }
+  return { factory, closeAll }
+}
+
 /** A client of the cluster at `brokers`, connected for the layer's lifetime. */
 export const layer = (options: KafkaClientOptions): Layer.Layer<KafkaClient, KafkaError> =>
   Layer.effect(
@@ -49,13 +77,20 @@ export const layer = (options: KafkaClientOptions): Layer.Layer<KafkaClient, Kaf
       const brokers = options.brokers.join(",")
       const call = <A>(operation: string, f: () => Promise<A>) =>
         Effect.tryPromise({ try: f, catch: (cause) => new KafkaError({ brokers, operation, cause }) })
-      const kafka = new Kafka({ brokers: [...options.brokers], clientId: options.clientId ?? "tributary", logLevel: logLevel.NOTHING })
+      // Closed last (released first-acquired-last): whatever socket the clients still hold then goes too.
+      const sockets = yield* Effect.acquireRelease(Effect.sync(ownedSockets), (owned) => Effect.sync(owned.closeAll))
+      const kafka = new Kafka({
+        brokers: [...options.brokers],
+        clientId: options.clientId ?? "tributary",
+        logLevel: logLevel.NOTHING,
+        socketFactory: sockets.factory
+      })
       const admin = kafka.admin()
-      yield* Effect.acquireRelease(call("connect", () => admin.connect()), () => Effect.promise(() => admin.disconnect()))
+      console.error("TRACE admin connect"); yield* Effect.acquireRelease(call("connect", () => admin.connect()), () => Effect.promise(() => (console.error("TRACE admin disconnect"), admin.disconnect().then(() => console.error("TRACE admin disconnected")))))
       const cluster = Internals.cluster(kafka, {})
-      yield* Effect.acquireRelease(call("connect", () => cluster.connect()), () => Effect.promise(() => cluster.disconnect()))
+      console.error("TRACE cluster connect"); yield* Effect.acquireRelease(call("connect", () => cluster.connect()), () => Effect.promise(() => (console.error("TRACE cluster disconnect"), cluster.disconnect().then(() => console.error("TRACE cluster disconnected")))))
       const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
-      yield* Effect.acquireRelease(call("connect", () => producer.connect()), () => Effect.promise(() => producer.disconnect()))
+      console.error("TRACE producer connect"); yield* Effect.acquireRelease(call("connect", () => producer.connect()), () => Effect.promise(() => (console.error("TRACE producer disconnect"), producer.disconnect().then(() => console.error("TRACE producer disconnected")))))
       return KafkaClient.of({ brokers, kafka, admin, cluster, producer, call })
     })
   )
