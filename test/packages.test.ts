@@ -99,6 +99,38 @@ const apps: Record<string, string> = {
     }`
 }
 
+// The database plugins against the real servers: 100 rows from PostgreSQL (4 key-range splits) upserted into
+// MariaDB, read back from there (3 splits) and upserted into PostgreSQL again; tables named per runtime.
+apps["databases.js"] = `
+    import { Effect } from "effect"
+    import postgres from "postgres"
+    import * as mysql from "mysql2/promise"
+    import { Pipeline, Stage, Tributary } from "@tributary/core"
+    import { PostgresClient, PostgresSink, PostgresSource } from "@tributary/postgres"
+    import { MysqlClient, MysqlSink, MysqlSource } from "@tributary/mysql"
+    const t = "pkg_" + process.env.RUNTIME
+    const pg = postgres(process.env.PGURL ?? "postgres://postgres@127.0.0.1:5432/test", { onnotice: () => {} })
+    const my = await mysql.createConnection({ host: "127.0.0.1", user: "root", database: "test" })
+    await pg.unsafe(\`drop table if exists \${t}_src, \${t}_back\`)
+    await pg.unsafe(\`create table \${t}_src (id int primary key, v int not null)\`)
+    await pg.unsafe(\`create table \${t}_back (id int primary key, v int not null)\`)
+    await pg.unsafe(\`insert into \${t}_src select i, i * 2 from generate_series(0, 99) i\`)
+    await my.query(\`DROP TABLE IF EXISTS \${t}_mid\`)
+    await my.query(\`CREATE TABLE \${t}_mid (id INT PRIMARY KEY, v INT NOT NULL)\`)
+    const there = Effect.flatMap(MysqlSink.upsert({ table: t + "_mid", columns: ["id", "v"], key: ["id"] }), (sink) =>
+      Tributary.run(Pipeline.from(PostgresSource.query({ table: t + "_src", splitColumn: "id", splits: 4 })).pipe(
+        Stage.map((r) => ({ id: r.id, v: r.v })), Stage.writeTo(sink)), { parallelism: 2, quiet: true }))
+    const back = Effect.flatMap(MysqlSource.query({ table: t + "_mid", key: "id", splits: 3 }), (source) =>
+      Tributary.run(Pipeline.from(source).pipe(Stage.map((r) => ({ id: Number(r.id), v: Number(r.v) + 1 })),
+        Stage.writeTo(PostgresSink.upsert({ table: t + "_back", key: "id" }))), { parallelism: 2, quiet: true }))
+    await Effect.runPromise(Effect.andThen(there, back).pipe(Effect.provide([PostgresClient.layer(), MysqlClient.layer()])))
+    const [{ n, sum }] = await pg.unsafe(\`select count(*)::int as n, sum(v)::int as sum from \${t}_back\`)
+    console.log(n, sum)
+    await pg.unsafe(\`drop table \${t}_src, \${t}_back\`)
+    await my.query(\`DROP TABLE \${t}_mid\`)
+    await pg.end()
+    await my.end()`
+
 const sums = [0, 1, 2].map((r) => `${r} ${Array.from({ length: 10_000 }, (_, n) => n).filter((n) => n % 3 === r).reduce((a, b) => a + b, 0)}`).join("\n")
 
 const runtimes: Record<string, (script: string) => readonly [command: string, args: ReadonlyArray<string>]> = {
@@ -145,6 +177,11 @@ describe.skipIf(!onNode)("the packed packages, installed in a project of their o
 
     it("LocalCluster.run", () => {
       expect(runOn("cluster.js", { OUT_DIR: fs.mkdtempSync(path.join(project, "out-")) })).toBe(sums)
+    })
+
+    it("the PostgreSQL and MySQL plugins against the real servers", () => {
+      // 100 rows of v = 2 id, plus one each on the way back.
+      expect(runOn("databases.js", { RUNTIME: runtime })).toBe(`100 ${Array.from({ length: 100 }, (_, i) => 2 * i + 1).reduce((a, b) => a + b, 0)}`)
     })
   })
 

@@ -215,6 +215,20 @@ nodeOnly("PostgreSQL connectors", () => {
     expect([...rows].sort((a, b) => a.id - b.id)).toEqual(Array.from({ length: 1000 }, (_, i) => ({ id: i + 1, payload: `p${i + 1}`, m: 2 * (i + 1) + 1 })))
   })
 
+  it("splits smaller than a batch, read behind a slow stage (their queries end before the next pull), each row once", async () => {
+    const rows = await Effect.runPromise(Effect.gen(function*() {
+      const table = yield* freshTable("id integer primary key")
+      yield* Effect.promise(() => admin.unsafe(`insert into ${table} select i from generate_series(0, 99) i`))
+      const out = Sinks.collect<postgres.Row>()
+      yield* Tributary.run(Pipeline.from(PostgresSource.query({ table, splitColumn: "id", splits: 4 })).pipe(
+        Stage.mapEffect((r: postgres.Row) => Effect.as(Effect.sleep(1), r), { concurrency: 4 }),
+        Stage.writeTo(out)
+      ))
+      return out.items
+    }).pipe(Effect.provide(layer)))
+    expect(rows.map((r) => r.id).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i))
+  })
+
   it("every split reads the table as it was when the job started, though it changes during the read", async () => {
     const rows = await Effect.runPromise(Effect.gen(function*() {
       const table = yield* freshTable("id integer primary key, payload text not null")

@@ -353,7 +353,8 @@ const readTables = (
           const list = columns.map((c) => `${quote(c.name)}::text as ${quote(c.name)}`).join(", ")
           rows = conn.unsafe(`select ${list} from ${quote(schema!)}.${quote(relation!)}`).cursor(batchSize)[Symbol.asyncIterator]() as AsyncIterator<ReadonlyArray<Row>>
         }
-        const step = yield* query(`cannot read ${table}`, () => rows!.next())
+        // A cursor whose query has ended answers `{ done: true }` itself, not a promise of it.
+        const step = yield* query(`cannot read ${table}`, () => Promise.resolve(rows!.next()))
         if (!step.done) return step.value.map((after): Change => ({ op: "insert", table, before: undefined, after, lsn, commitTime }))
         rows = undefined
         index++

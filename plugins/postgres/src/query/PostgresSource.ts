@@ -127,7 +127,8 @@ export const query = (options: QueryOptions): Source.Source<postgres.Row, Postgr
         let last = position ?? null
         const reader: Splits.SplitReader<postgres.Row> = {
           pull: Effect.map(
-            Effect.tryPromise({ try: () => rows.next(), catch: client.fail(`cannot read split ${range.id} of ${name}`) }),
+            // A cursor whose query has ended answers `{ done: true }` itself, not a promise of it.
+            Effect.tryPromise({ try: () => Promise.resolve(rows.next()), catch: client.fail(`cannot read split ${range.id} of ${name}`) }),
             (next) => {
               if (next.done) return undefined
               const batch = next.value as ReadonlyArray<postgres.Row>
