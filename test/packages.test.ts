@@ -5,7 +5,7 @@
  * `tributary` command, from the sources in this repository and from the build
  * where installed.
  */
-import { spawnSync } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -131,6 +131,26 @@ apps["databases.js"] = `
     await pg.end()
     await my.end()`
 
+// The Kafka plugin against the test broker this process runs: 100 records into a topic exactly-once (in
+// transactions), read back to its end with read_committed.
+apps["kafka.js"] = `
+    import { Effect } from "effect"
+    import { Pipeline, Sinks, Sources, Stage, Tributary } from "@tributary/core"
+    import { KafkaClient, KafkaSerde, KafkaSink, KafkaSource } from "@tributary/kafka"
+    const topic = "pkg-" + process.env.RUNTIME + "-" + Date.now()
+    const read = Sinks.collect()
+    const program = Effect.gen(function*() {
+      // An empty read creates the topic (3 partitions).
+      yield* Tributary.run(Pipeline.from(KafkaSource.source({ topics: [topic], bounded: true, create: { partitions: 3 } })).pipe(Stage.writeTo(Sinks.collect())), { quiet: true })
+      yield* Tributary.run(Pipeline.from(Sources.generator({ make: (n) => n, count: 100 })).pipe(
+        Stage.writeTo(KafkaSink.sink({ topic, guarantee: "exactly-once", snapshotInterval: "100 millis", message: (n) => ({ key: String(n % 7), value: String(n) }) }))),
+        { processingGuarantee: "exactly-once", snapshotInterval: "100 millis", quiet: true })
+      yield* Tributary.run(Pipeline.from(KafkaSource.source({ topics: [topic], value: KafkaSerde.string, bounded: true, isolation: "read_committed" })).pipe(
+        Stage.map((r) => Number(r.value)), Stage.writeTo(read)), { quiet: true })
+    })
+    await Effect.runPromise(program.pipe(Effect.provide(KafkaClient.layer({ brokers: [process.env.KAFKA ?? "127.0.0.1:9092"] }))))
+    console.log(read.items.length, read.items.reduce((a, b) => a + b, 0))`
+
 const sums = [0, 1, 2].map((r) => `${r} ${Array.from({ length: 10_000 }, (_, n) => n).filter((n) => n % 3 === r).reduce((a, b) => a + b, 0)}`).join("\n")
 
 const runtimes: Record<string, (script: string) => readonly [command: string, args: ReadonlyArray<string>]> = {
@@ -159,7 +179,24 @@ describe.skipIf(!onNode)("the packed packages, installed in a project of their o
     output("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund"], { cwd: project })
     for (const [file, code] of Object.entries(apps)) fs.writeFileSync(path.join(project, file), code)
   }, 300_000)
-  afterAll(() => fs.rmSync(project, { recursive: true, force: true }))
+  // The test broker in a process of its own: the apps run synchronously, which would block one in this process.
+  let kafka: ChildProcess | undefined
+  let kafkaBrokers = ""
+  beforeAll(async () => {
+    const broker = spawn(bin("node"), [path.join(root, "test", "kafka-broker", "main.ts")], { stdio: ["ignore", "pipe", "inherit"] })
+    kafka = broker
+    kafkaBrokers = await new Promise<string>((resolve, reject) => {
+      broker.stdout!.on("data", (chunk: Buffer) => {
+        const port = /PORT (\d+)/.exec(chunk.toString())?.[1]
+        if (port) resolve(`127.0.0.1:${port}`)
+      })
+      broker.once("exit", (code) => reject(new Error(`the test broker exited with ${code}`)))
+    })
+  })
+  afterAll(() => {
+    fs.rmSync(project, { recursive: true, force: true })
+    kafka?.kill("SIGKILL")
+  })
 
   describe.each(Object.keys(runtimes))("on %s", (runtime) => {
     const runOn = (script: string, env?: Record<string, string>) => {
@@ -177,6 +214,10 @@ describe.skipIf(!onNode)("the packed packages, installed in a project of their o
 
     it("LocalCluster.run", () => {
       expect(runOn("cluster.js", { OUT_DIR: fs.mkdtempSync(path.join(project, "out-")) })).toBe(sums)
+    })
+
+    it("the Kafka plugin against the test broker, exactly-once", () => {
+      expect(runOn("kafka.js", { RUNTIME: runtime, KAFKA: kafkaBrokers })).toBe("100 4950")
     })
 
     it("the PostgreSQL and MySQL plugins against the real servers", () => {
