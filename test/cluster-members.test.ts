@@ -334,7 +334,7 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     await until("both refusals to be logged", () => (m.log.match(/runner: refused a connection/g) ?? []).length >= 2)
   })
 
-  it("the coordinator serves the management API wherever it runs: members, REST submit, the job's graph and rising counters from every member, suspend and resume exactly-once, restart, cancel, stop with drain; nothing without the secret", async () => {
+  it("the coordinator serves the management API wherever it runs: members, REST submit, the job's graph and rising counters from every member, suspend and resume exactly-once, restart, savepoint export and delete, cancel, stop with drain; nothing without the secret", async () => {
     const cluster = newCluster("manage")
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "tributary-manage-"))
     const managementPort = await freePort()
@@ -386,6 +386,11 @@ describe("cluster on effect/cluster and PostgreSQL", () => {
     const snapshots = (await api("/jobs/managed/snapshots")).body
     expect(snapshots.some((s: any) => s.status === "completed")).toBe(true)
     expect((await api("/jobs/managed/suspend", "POST")).status).toBe(409)
+    // Its terminal snapshot kept under a name (a savepoint), deleted again; its failures (none).
+    expect((await api("/jobs/managed/snapshots/export", "POST", { name: "managed-savepoint" })).body.status).toBe("suspended")
+    expect((await api("/jobs/managed/snapshots/managed-savepoint", "DELETE")).status).toBe(200)
+    expect((await api("/jobs/managed/snapshots/managed-savepoint", "DELETE")).body.reason).toMatch(/no snapshot exported as "managed-savepoint"/)
+    expect((await api("/jobs/managed/exceptions")).body).toEqual([])
     expect((await api("/jobs/managed/resume", "POST")).body.status).toBe("running")
     await poll("the resumed job to complete", () => api("/jobs/managed"), (r) => r.body.status === "completed")
     expectExactOutput(out)
