@@ -176,7 +176,16 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
     const known = (job: Registry.JobRow): JobEntry => {
       const found = jobs.get(job.name)
       if (found) return found
-      const entry: JobEntry = { row: job, state: job.status, queue: undefined, coordinator: undefined, fiber: undefined, graph: undefined, history: { snapshots: [], exceptions: [] }, last: undefined }
+      const entry: JobEntry = {
+        row: job,
+        state: job.status,
+        queue: undefined,
+        coordinator: undefined,
+        fiber: undefined,
+        graph: undefined,
+        history: { snapshots: [], exceptions: [] },
+        last: undefined
+      }
       jobs.set(job.name, entry)
       listed.set(job.name, {
         job: ClusterManagement.managed(entry, {
@@ -194,10 +203,14 @@ export const run = (options: ClusterCoordinatorOptions): Effect.Effect<never, un
       return entry
     }
 
-    /** Cancels a running job and waits until it is recorded as cancelled. */
+    /** Cancels a running (or suspended) job and waits until it is recorded as cancelled. */
     const cancel = (entry: JobEntry) =>
       Effect.gen(function*() {
         const { coordinator, fiber } = entry
+        if (entry.state === "suspended") {
+          yield* Effect.orDie(withSql(Registry.setState(cluster, entry.row.name, "cancelled", null)))
+          entry.state = "cancelled"
+        }
         if (!coordinator || !fiber) return
         yield* coordinator.cancel
         yield* Fiber.await(fiber)
