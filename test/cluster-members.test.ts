@@ -31,9 +31,9 @@ const freePort = () =>
   })
 
 interface Started {
-  readonly child: ChildProcess
+  child: ChildProcess
   /** Its runner's port (effect/cluster's traffic). */
-  readonly port: number
+  port: number
   log: string
 }
 const started: Array<Started> = []
@@ -61,14 +61,23 @@ const newCluster = (what: string) => {
 
 /** Starts a member process with the CLI; its output (logs) is kept. */
 const member = async (cluster: string, out: string, flags: ReadonlyArray<string> = []): Promise<Started> => {
-  const port = await freePort()
-  const child = spawn(process.execPath, [...runtimeArgs, cli, "member", "--cluster", cluster, "--postgres", postgres, "--port", String(port), ...flags], {
-    env: { ...process.env, TRIBUTARY_SECRET: secret, OUT_DIR: out },
-    stdio: ["ignore", "pipe", "pipe"]
-  })
-  const s: Started = { child, port, log: "" }
-  child.stdout!.on("data", (d) => (s.log += String(d)))
-  child.stderr!.on("data", (d) => (s.log += String(d)))
+  const s = { log: "" } as Started
+  let attempts = 0
+  const launch = async () => {
+    attempts++
+    s.port = await freePort()
+    s.child = spawn(process.execPath, [...runtimeArgs, cli, "member", "--cluster", cluster, "--postgres", postgres, "--port", String(s.port), ...flags], {
+      env: { ...process.env, TRIBUTARY_SECRET: secret, OUT_DIR: out },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    s.child.stdout!.on("data", (d) => (s.log += String(d)))
+    s.child.stderr!.on("data", (d) => (s.log += String(d)))
+    // The port was free when picked, but another process may bind it first (the runner then cannot open it): another one.
+    s.child.once("close", () => {
+      if (attempts < 3 && !s.log.includes("Listening on") && s.log.includes("tributary: Open")) void launch()
+    })
+  }
+  await launch()
   started.push(s)
   return s
 }
